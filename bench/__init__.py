@@ -1,0 +1,1 @@
+"""Benchmarks and load generation for the speech gateway (``python -m bench``)."""

@@ -1,0 +1,168 @@
+"""Reference client for protocol v1: ``python -m gateway.client FILE --targets pt``.
+
+Decodes any audio file with PyAV to 16 kHz mono ``pcm_s16le``, streams it in 100 ms frames (in real
+time, or as fast as the server takes it with ``--fast``) and prints partial and final lines. Exits
+non-zero if the server reports an error. ``stream_pcm`` is the library form used by the tests and the
+benchmark: it records the send time of every frame and the arrival time of every message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+SAMPLE_RATE = 16_000
+BYTES_PER_SECOND = SAMPLE_RATE * 2
+
+
+def decode_file(path: str | Path) -> bytes:
+    """Any audio file → 16 kHz mono s16le bytes."""
+    import av
+
+    chunks: list[bytes] = []
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            frame.pts = None
+            chunks.extend(bytes(f.planes[0])[: f.samples * 2] for f in resampler.resample(frame))
+        chunks.extend(bytes(f.planes[0])[: f.samples * 2] for f in resampler.resample(None))
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    targets: tuple[str, ...] = ()
+    source_language: str = "auto"
+    partials: bool = True
+    realtime: bool = True
+    chunk_ms: int = 100
+    token: str | None = None
+    encoding: str = "pcm_s16le"
+    sample_rate: int = SAMPLE_RATE
+    send_stop: bool = True
+
+
+@dataclass
+class Received:
+    at: float  # time.monotonic()
+    message: dict[str, Any]
+
+
+@dataclass
+class StreamRun:
+    """Everything one streamed file produced, with timings."""
+
+    started: float = 0.0  # monotonic time of the first frame
+    sent: list[float] = field(default_factory=list)  # monotonic send time of each frame
+    chunk_seconds: float = 0.1
+    received: list[Received] = field(default_factory=list)
+    close_code: int | None = None
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r.message for r in self.received if r.message.get("type") == kind]
+
+    def finals(self) -> list[dict[str, Any]]:
+        return [m for m in self.of_type("transcript") if m["final"]]
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self.of_type("error")
+
+
+def client_ssl_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cafile)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def stream_pcm(
+    url: str, audio: bytes, options: StreamOptions = StreamOptions(), ssl_context: ssl.SSLContext | None = None,
+    on_message: Callable[[Received], None] | None = None,
+) -> StreamRun:
+    """Stream ``audio`` (in ``options.encoding``) to ``url`` and collect every server message."""
+    run = StreamRun(chunk_seconds=options.chunk_ms / 1000)
+    headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
+    chunk = int(options.sample_rate * 2 * options.chunk_ms / 1000) if options.encoding == "pcm_s16le" else 4096
+    async with connect(url, ssl=ssl_context if url.startswith("wss") else None, max_size=None,
+                       additional_headers=headers, open_timeout=30) as ws:
+        await ws.send(json.dumps({
+            "type": "start", "source_language": options.source_language, "targets": list(options.targets),
+            "partials": options.partials,
+            "audio": {"encoding": options.encoding, "sample_rate": options.sample_rate, "channels": 1},
+        }))
+
+        async def send_audio() -> None:
+            run.started = time.monotonic()
+            for i, offset in enumerate(range(0, len(audio), chunk)):
+                if options.realtime:  # the clock never waits for the server
+                    await asyncio.sleep(max(0.0, run.started + i * run.chunk_seconds - time.monotonic()))
+                await ws.send(audio[offset : offset + chunk])
+                run.sent.append(time.monotonic())
+            if options.send_stop:
+                await ws.send(json.dumps({"type": "stop"}))
+
+        sender = asyncio.create_task(send_audio())
+        try:
+            async for raw in ws:
+                item = Received(time.monotonic(), json.loads(raw))
+                run.received.append(item)
+                if on_message is not None:
+                    on_message(item)
+        finally:
+            if not sender.done():
+                sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        run.close_code = ws.close_code
+    return run
+
+
+def _print(item: Received) -> None:
+    m = item.message
+    kind = m.get("type")
+    if kind == "transcript":
+        mark = "FINAL" if m["final"] else "....."
+        print(f"[{m['start']:7.2f}-{m['end']:7.2f}] {mark} #{m['segment']} ({m['language']}) {m['text']}", flush=True)
+    elif kind == "translation":
+        print(f"{'':17} -> {m['target']}: {m['text']}", flush=True)
+    elif kind == "error":
+        print(f"ERROR {m['code']}: {m['message']}", file=sys.stderr, flush=True)
+    else:
+        print(json.dumps(m), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gateway.client", description=__doc__.split("\n")[0])
+    p.add_argument("file", help="any audio file PyAV can read")
+    p.add_argument("--url", default="wss://localhost:8443/v1/stream")
+    p.add_argument("--targets", default="", help="comma-separated target languages, e.g. pt,en")
+    p.add_argument("--source-language", default="auto")
+    p.add_argument("--fast", action="store_true", help="send as fast as the server accepts, not in real time")
+    p.add_argument("--no-partials", action="store_true")
+    p.add_argument("--cafile", help="CA/certificate to trust (e.g. certs/localhost.pem)")
+    p.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
+    p.add_argument("--token")
+    p.add_argument("--json", action="store_true", help="print raw protocol messages")
+    args = p.parse_args(argv)
+    options = StreamOptions(
+        targets=tuple(t for t in args.targets.split(",") if t), source_language=args.source_language,
+        partials=not args.no_partials, realtime=not args.fast, token=args.token,
+    )
+    printer = (lambda item: print(json.dumps(item.message), flush=True)) if args.json else _print
+    run = asyncio.run(stream_pcm(args.url, decode_file(args.file), options,
+                                 client_ssl_context(args.cafile, args.insecure), printer))
+    return 1 if run.errors() or run.close_code != 1000 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

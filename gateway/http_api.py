@@ -1,0 +1,66 @@
+"""Plain HTTP endpoints: health, readiness and the text translation API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from pipeline import PipelineError
+from pipeline.translating import run_route
+
+from .protocol import MAX_TEXT_CHARS, LanguageCode, describe_validation_error
+from .state import GatewayState
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    source_language: LanguageCode
+    targets: list[LanguageCode] = Field(min_length=1, max_length=8)
+
+
+def _state(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is alive and serving."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Models are loaded and sessions can start."""
+    state = _state(request)
+    if state.engines is None:
+        detail = f"loading failed: {state.load_error}" if state.load_error else "loading models"
+        return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503)
+    return JSONResponse({"status": "ready", "models": state.engines.describe(),
+                         "sessions": state.sessions_active, "max_sessions": state.settings.max_sessions})
+
+
+async def translate(request: Request) -> JSONResponse:
+    """POST /v1/translate: {"text", "source_language", "targets"} → {"translations": {target: text}}."""
+    state = _state(request)
+    try:
+        body = TranslateRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return _error(422, "bad_request", describe_validation_error(exc))
+    if state.engines is None:
+        return _error(503, "not_ready", "models are still loading; retry shortly")
+    engines = state.engines
+    try:
+        routes = {t: engines.router.route(body.source_language, t, has_audio=False) for t in body.targets}
+        done: dict[tuple[str, str], str] = {}
+        texts = [await run_route(engines, routes[t], body.text, done=done) for t in body.targets]
+    except PipelineError as exc:
+        return _error(422, exc.code, str(exc))
+    except asyncio.CancelledError:
+        raise
+    return JSONResponse({"translations": dict(zip(body.targets, texts))})

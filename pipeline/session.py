@@ -1,0 +1,320 @@
+"""One stream's pipeline: bytes and control in, ordered events out.
+
+Tasks: ``_process`` consumes the inbox in order (audio, target changes, typed text, stop), decodes and
+runs VAD in a thread, carries out the tracker's decode actions on the shared ASR worker and emits
+transcript events; ``_translate`` takes each final in order and emits its translations. Both write to one
+bounded outbox, so a final transcript always precedes its translations and translations per target come
+in segment order. ``aclose`` cancels both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .agreement import LocalAgreement
+from .asr import DecodeOptions, DecodeResult
+from .audio import AudioFormat, make_decoder
+from .engines import Engines
+from .errors import PipelineError, UnsupportedLanguageError
+from .events import EndEvent, Event, TranscriptEvent, TranslationErrorEvent, TranslationEvent
+from .scheduler import Priority
+from .segmenter import Action, ActionKind, StreamingConfig, UtteranceTracker
+from .translating import run_route
+
+AUTO = "auto"
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+# From this much audio of an utterance on, its language is detected once (full window) and kept;
+# shorter partials get a provisional detection of their own.
+_LANGUAGE_LOCK_S = 1.5
+_CONTEXT_WORDS = 60
+_CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    audio: AudioFormat = AudioFormat()
+    source_language: str = AUTO
+    targets: tuple[str, ...] = ()
+    partials: bool = True
+    final_beam_size: int = 5
+    partial_beam_size: int = 1
+    final_full_window: bool = True  # False: fitted encoder window for finals too (cheaper, less accurate)
+    use_context: bool = True  # give recent final text to Whisper as its previous-text prompt
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    inbox_size: int = 64
+    outbox_size: int = 1024
+
+
+@dataclass
+class _Final:
+    segment: int
+    text: str
+    language: str
+    audio: np.ndarray | None
+    targets: tuple[str, ...]
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class _Stop:
+    pass
+
+
+class Session:
+    """Feed audio bytes and control; iterate ``events()`` for ordered results."""
+
+    def __init__(self, engines: Engines, config: SessionConfig) -> None:
+        self._engines = engines
+        self._cfg = config
+        self._check_language(config.source_language, allow_auto=True)
+        self._check_targets(config.targets)
+        self._decoder = make_decoder(config.audio)
+        self._tracker = UtteranceTracker(engines.vad.open_stream(), config.streaming)
+        self._inbox: asyncio.Queue = asyncio.Queue(config.inbox_size)
+        self._outbox: asyncio.Queue = asyncio.Queue(config.outbox_size)
+        self._finals: asyncio.Queue = asyncio.Queue(config.outbox_size)
+        self._targets = tuple(config.targets)
+        self._next_segment = 0
+        self._open_segment: int | None = None  # id given to the utterance in progress, if any
+        self._deferred_texts: list[tuple[str, str]] = []
+        self._agreement = LocalAgreement()
+        self._candidate: tuple[Action, DecodeResult] | None = None
+        self._utt_language: str | None = None
+        self._context = ""  # recent final text, Whisper's previous-text prompt
+        self._final_texts: dict[int, str] = {}  # utterance id → final text, for acoustic context
+        self._tasks = [
+            asyncio.create_task(self._run(self._process()), name="session-process"),
+            asyncio.create_task(self._run(self._translate()), name="session-translate"),
+        ]
+
+    # ---- input side -------------------------------------------------------------------------
+    async def feed_audio(self, data: bytes) -> None:
+        """Queue audio bytes in the declared encoding (waits while the inbox is full)."""
+        await self._inbox.put(bytes(data))
+
+    async def set_targets(self, targets: tuple[str, ...] | list[str]) -> None:
+        """Change target languages for segments finalised after the audio fed so far."""
+        self._check_targets(tuple(targets))
+        await self._inbox.put(("targets", tuple(targets)))
+
+    async def feed_text(self, text: str, source_language: str) -> None:
+        """Add a typed sentence as a final segment and translate it into the targets."""
+        self._check_language(source_language, allow_auto=False)
+        await self._inbox.put(("text", text, source_language))
+
+    async def stop(self) -> None:
+        """End of audio: pending finals, their translations and then ``EndEvent`` follow."""
+        await self._inbox.put(_Stop())
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._tracker.audio_seconds
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self._targets
+
+    # ---- output side ------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[Event]:
+        """Ordered events, ending with ``EndEvent``; a session failure is raised here."""
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+            if isinstance(item, EndEvent):
+                return
+
+    async def aclose(self) -> None:
+        """Cancel the session's tasks and release its decoder."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        abort = getattr(self._decoder, "abort", None)
+        if abort is not None:
+            abort()
+
+    async def __aenter__(self) -> "Session":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # ---- validation -------------------------------------------------------------------------
+    def _check_language(self, code: str, allow_auto: bool) -> None:
+        if allow_auto and code == AUTO:
+            return
+        if not _LANG_CODE.match(code) or not self._engines.asr.supports_language(code):
+            accepted = "'auto' or " if allow_auto else ""
+            model = "English only" if not self._engines.asr.multilingual else "ISO 639-1 codes Whisper knows"
+            raise UnsupportedLanguageError(
+                f"unsupported source language {code!r}; accepted: {accepted}{model} "
+                f"(model {self._engines.asr.name})"
+            )
+
+    def _check_targets(self, targets: tuple[str, ...]) -> None:
+        for target in targets:
+            if not _LANG_CODE.match(target):
+                raise UnsupportedLanguageError(f"target {target!r} is not an ISO 639-1 language code")
+            source = self._cfg.source_language
+            if source != AUTO:
+                self._engines.router.route(source, target, has_audio=True)  # raises with what is possible
+
+    # ---- processing -------------------------------------------------------------------------
+    async def _run(self, coro) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer of events(), which decides
+            await self._outbox.put(_Failure(exc))
+
+    async def _process(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, bytes):
+                actions = await asyncio.to_thread(self._ingest, item)
+                for action in actions:
+                    await self._execute(action)
+            elif isinstance(item, _Stop):
+                for action in await asyncio.to_thread(self._flush):
+                    await self._execute(action)
+                await self._emit_deferred_texts()
+                await self._finals.put(None)
+                return
+            elif item[0] == "targets":
+                self._targets = item[1]
+            elif item[0] == "text":
+                self._deferred_texts.append((item[1], item[2]))
+                if self._open_segment is None:
+                    await self._emit_deferred_texts()
+
+    def _ingest(self, data: bytes) -> list[Action]:
+        return self._tracker.push(self._decoder.feed(data))
+
+    def _flush(self) -> list[Action]:
+        return self._tracker.push(self._decoder.close()) + self._tracker.flush()
+
+    def _language(self) -> str | None:
+        if self._cfg.source_language != AUTO:
+            return self._cfg.source_language
+        return self._utt_language
+
+    async def _decode(self, action: Action, final: bool) -> DecodeResult:
+        audio, prefix = action.audio, self._agreement.committed_text
+        if final:
+            audio, prefix = self._with_context(action)
+        if self._utt_language is None and self._cfg.source_language == AUTO and action.audio.size >= _LANGUAGE_LOCK_S * 16_000:
+            self._utt_language, _ = await self._engines.asr_worker.run(
+                self._engines.asr.detect_language, action.audio[action.offset :], priority=Priority.FINAL if final else Priority.PARTIAL
+            )
+        options = DecodeOptions(
+            language=self._language(),
+            beam_size=self._cfg.final_beam_size if final else self._cfg.partial_beam_size,
+            prefix=prefix or None,
+            temperature_fallback=final,
+            full_window=final and self._cfg.final_full_window,
+            context=(self._context or None) if self._cfg.use_context else None,
+        )
+        priority = Priority.FINAL if final else Priority.PARTIAL
+        result = await self._engines.asr_worker.run(self._engines.asr.decode, audio, options, priority=priority)
+        if final:  # the utterance's own text, without the context's
+            result = replace(result, text=result.continuation)
+        return result
+
+    def _with_context(self, action: Action) -> tuple[np.ndarray, str]:
+        """Audio and forced prefix for a final: the latest earlier utterances that all have text."""
+        usable: list[tuple[int, int]] = []
+        for utterance, offset in reversed(action.context):
+            if not self._final_texts.get(utterance):
+                break
+            usable.insert(0, (utterance, offset))
+        if not usable:
+            return action.audio[action.offset :], ""
+        start = usable[0][1]
+        prefix = " ".join(self._final_texts[u] for u, _ in usable)
+        return action.audio[start:], prefix
+
+    async def _execute(self, action: Action) -> None:
+        if action.kind is ActionKind.FINALIZE:
+            await self._finalize(action)
+            return
+        # Speech resumed after a candidate: it is dropped (it was decoded without the committed prefix,
+        # so it cannot extend the stable text).
+        self._candidate = None
+        if action.kind is ActionKind.PARTIAL:
+            if self._cfg.partials:
+                await self._hypothesis(action, await self._decode(action, final=False))
+        else:
+            self._candidate = (action, await self._decode(action, final=True))
+
+    async def _hypothesis(self, action: Action, result: DecodeResult) -> None:
+        self._agreement.update(result.text)
+        if not result.text:
+            return
+        segment = self._segment_id()
+        await self._outbox.put(
+            TranscriptEvent(segment, False, result.text, self._agreement.committed_text,
+                            action.start, action.end, result.language)
+        )
+
+    async def _finalize(self, action: Action) -> None:
+        assert self._candidate is not None
+        candidate, result = self._candidate
+        self._candidate = None
+        self._final_texts[candidate.utterance] = result.text
+        for old in [u for u in self._final_texts if u < candidate.utterance - _CONTEXT_UTTERANCES]:
+            del self._final_texts[old]
+        if result.text or self._open_segment is not None:
+            segment = self._segment_id()
+            await self._outbox.put(
+                TranscriptEvent(segment, True, result.text, result.text, candidate.start, candidate.end, result.language)
+            )
+            if result.text:
+                self._context = " ".join((self._context + " " + result.text).split()[-_CONTEXT_WORDS:])
+                await self._finals.put(_Final(segment, result.text, result.language, candidate.audio, self._targets))
+        self._open_segment = None
+        self._agreement = LocalAgreement()
+        self._utt_language = None
+        await self._emit_deferred_texts()
+
+    def _segment_id(self) -> int:
+        if self._open_segment is None:
+            self._open_segment = self._next_segment
+            self._next_segment += 1
+        return self._open_segment
+
+    async def _emit_deferred_texts(self) -> None:
+        now = self._tracker.audio_seconds
+        for text, language in self._deferred_texts:
+            segment = self._next_segment
+            self._next_segment += 1
+            await self._outbox.put(TranscriptEvent(segment, True, text, text, now, now, language))
+            await self._finals.put(_Final(segment, text, language, None, self._targets))
+        self._deferred_texts.clear()
+
+    # ---- translation ------------------------------------------------------------------------
+    async def _translate(self) -> None:
+        while (final := await self._finals.get()) is not None:
+            done: dict[tuple[str, str], str] = {}  # legs already computed for this segment
+            for target in final.targets:
+                await self._outbox.put(await self._translate_one(final, target, done))
+        await self._outbox.put(EndEvent(self._next_segment, round(self._tracker.audio_seconds, 3)))
+
+    async def _translate_one(
+        self, final: _Final, target: str, done: dict[tuple[str, str], str]
+    ) -> TranslationEvent | TranslationErrorEvent:
+        try:
+            route = self._engines.router.route(final.language, target, has_audio=final.audio is not None)
+            text = await run_route(self._engines, route, final.text, final.audio, done, self._cfg.final_beam_size)
+        except PipelineError as exc:
+            return TranslationErrorEvent(final.segment, target, exc.code, str(exc))
+        return TranslationEvent(final.segment, target, True, text)
