@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 SAMPLE_RATE = 16_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
@@ -119,6 +120,8 @@ async def stream_pcm(
                 run.received.append(item)
                 if on_message is not None:
                     on_message(item)
+        except ConnectionClosed:
+            pass  # an abnormal close: its code is recorded below
         finally:
             if not sender.done():
                 sender.cancel()

@@ -129,7 +129,7 @@ class FasterWhisperEngine:
         # CTranslate2 returns the forced prefix tokens at the start of the sequence.
         if tokens[: len(prefix_tokens)] == prefix_tokens:
             tokens = tokens[len(prefix_tokens):]
-        continuation = tokenizer.decode(tokens).strip()
+        continuation = " ".join(tokenizer.decode(tokens).split())
         if no_speech > self._no_speech_threshold and avg_logprob < -1.0:
             continuation = ""
         return DecodeResult(

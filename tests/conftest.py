@@ -102,7 +102,7 @@ async def run_server(settings, engines: Engines | None) -> AsyncIterator[Running
     ctx = ssl.create_default_context(cafile=str(cafile))
     try:
         yield RunningServer(f"https://127.0.0.1:{settings.port}", f"wss://127.0.0.1:{settings.port}/v1/stream",
-                            ctx, Path(cafile), config.loaded_app if hasattr(config, "loaded_app") else config.app)
+                            ctx, Path(cafile), config.app)
     finally:
         server.should_exit = True
         await task

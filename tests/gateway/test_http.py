@@ -1,0 +1,50 @@
+"""Health, readiness, the page and POST /v1/translate over real HTTPS."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+async def http(server):
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ssl, timeout=60) as client:
+        yield client
+
+
+async def test_health_ready_and_page(http):
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = (await http.get("/readyz")).json()
+    assert ready["status"] == "ready" and "whisper-base" in ready["models"]["asr"]
+    page = await http.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+async def test_translate_english_to_portuguese(http):
+    response = await http.post("/v1/translate", json={
+        "text": "Please enter your password followed by the pound key.", "source_language": "en", "targets": ["pt"],
+    })
+    assert response.status_code == 200, response.text
+    assert "senha" in response.json()["translations"]["pt"].lower()
+
+
+async def test_translate_identity_and_reverse(http):
+    response = await http.post("/v1/translate", json={
+        "text": "Bom dia a todos.", "source_language": "pt", "targets": ["en", "pt"]})
+    body = response.json()["translations"]
+    assert "good morning" in body["en"].lower() and body["pt"] == "Bom dia a todos."
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (b"{not json", "JSON"),
+    (b'{"text": "", "source_language": "en", "targets": ["pt"]}', "text"),
+    (b'{"text": "hi", "source_language": "en", "targets": []}', "targets"),
+    (b'{"text": "hi", "source_language": "en", "targets": "pt"}', "targets"),
+    (b'{"text": "hi", "targets": ["pt"]}', "source_language"),
+    (b'{"text": "' + b"a" * 5000 + b'", "source_language": "en", "targets": ["pt"]}', "text"),
+    (b'{"text": "hi", "source_language": "en", "targets": ["ja"]}', "no translation from 'en' to 'ja'"),
+])
+async def test_translate_rejects_bad_bodies_with_422(http, body, fragment):
+    response = await http.post("/v1/translate", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert fragment in response.json()["message"]
