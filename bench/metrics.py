@@ -24,10 +24,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
 
 
-def frame_sent_at(stream: RecordedStream, audio_time: float) -> float:
-    """Wall time at which the frame holding ``audio_time`` (seconds of stream audio) was sent."""
-    index = min(len(stream.sent) - 1, max(0, math.ceil(audio_time / stream.chunk_seconds) - 1))
-    return stream.sent[index]
+def frame_sent_at(stream: RecordedStream, audio_time: float, first: bool = False) -> float:
+    """Wall time at which the audio up to ``audio_time`` had been sent: the frame that completes it, or
+    with ``first`` the frame in which that moment begins."""
+    position = audio_time / stream.chunk_seconds
+    index = math.floor(position + 1e-6) if first else math.ceil(position - 1e-6) - 1
+    return stream.sent[min(len(stream.sent) - 1, max(0, index))]
 
 
 @dataclass
@@ -71,7 +73,7 @@ def latency_report(stream: RecordedStream, utterances: list[dict[str, Any]]) -> 
             continue
         report.final.append(max(at for at, _ in covering) - frame_sent_at(stream, utterance["end"]))
         first = next(at for at, m in transcripts if _overlaps(m, utterance))
-        report.first_partial.append(first - frame_sent_at(stream, utterance["start"]))
+        report.first_partial.append(first - frame_sent_at(stream, utterance["start"], first=True))
     final_at = {m["segment"]: at for at, m in finals}
     for r in stream.received:
         m = r.message

@@ -20,7 +20,7 @@ class CTranslate2Translator:
 
     def __init__(self, model: str, tokenizer: str | None = None, device: str = "cpu", compute_type: str = "default",
                  family: str | None = None, pair: tuple[str, str] | None = None, beam_size: int = 2,
-                 max_batch_size: int = 32) -> None:
+                 max_batch_size: int = 32, max_new_tokens: int = 256) -> None:
         try:
             import ctranslate2
             from transformers import AutoTokenizer
@@ -38,6 +38,7 @@ class CTranslate2Translator:
             raise ModelNotFoundError(f"cannot tell the language pair of Marian model {model!r}; pass pair=(src, tgt)")
         self._beam_size = beam_size
         self._max_batch_size = max_batch_size
+        self._max_new_tokens = max_new_tokens
         self._lock = threading.Lock()  # guards the tokenizer's per-request source language
 
     def supports(self, source: str, target: str) -> bool:
@@ -56,7 +57,8 @@ class CTranslate2Translator:
                 target_prefix = [[model_language_token(self.family, target)]] * len(texts)
             sources = [self._tokenizer.convert_ids_to_tokens(self._tokenizer.encode(t)) for t in texts]
         results = self._translator.translate_batch(
-            sources, target_prefix=target_prefix, beam_size=self._beam_size, max_batch_size=self._max_batch_size
+            sources, target_prefix=target_prefix, beam_size=self._beam_size, max_batch_size=self._max_batch_size,
+            max_decoding_length=self._max_new_tokens,
         )
         outputs = []
         for result in results:
