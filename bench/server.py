@@ -71,6 +71,7 @@ class SpawnedGateway:
     http: str
     pid: int
     cafile: Path
+    process: subprocess.Popen
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cafile))
@@ -83,15 +84,17 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def spawn_gateway(flags: list[str], ready_timeout: float = 300) -> Iterator[SpawnedGateway]:
+def spawn_gateway(flags: list[str], ready_timeout: float = 300, log_path: Path | None = None,
+                  ) -> Iterator[SpawnedGateway]:
     """``python -m gateway`` on a free port with a fresh self-signed certificate; stopped on exit."""
     port = _free_port()
     certs = Path(tempfile.mkdtemp(prefix="bench-certs-"))
     cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(port),
-           "--certs-dir", str(certs), "--log-level", "warning", *flags]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+           "--certs-dir", str(certs), "--log-level", "info" if log_path else "warning", *flags]
+    log_file = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
     gateway = SpawnedGateway(f"wss://127.0.0.1:{port}/v1/stream", f"https://127.0.0.1:{port}", proc.pid,
-                             certs / "localhost.pem")
+                             certs / "localhost.pem", proc)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
@@ -110,6 +113,8 @@ def spawn_gateway(flags: list[str], ready_timeout: float = 300) -> Iterator[Spaw
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log_file is not None:
+            log_file.close()

@@ -38,8 +38,12 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
             if engines is None and state.engines is not None:
                 state.engines.close()
 
+    async def metrics(request):
+        return await request.app.state.gateway.metrics.endpoint(request)
+
     routes = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
         Route("/readyz", readyz),
         Route("/v1/translate", translate, methods=["POST"]),
         WebSocketRoute("/v1/stream", stream_endpoint),

@@ -45,6 +45,8 @@ class ErrorCode(str, Enum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN_ORIGIN = "forbidden_origin"
     TOO_FAST = "too_fast"
+    IDLE_TIMEOUT = "idle_timeout"
+    SESSION_TOO_LONG = "session_too_long"
     GOING_AWAY = "going_away"
     INTERNAL = "internal"
 

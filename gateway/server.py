@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 
 import uvicorn
 
 from pipeline import Engines
 
 from .app import create_app
+from .protocol import CloseCode, ErrorCode
 from .settings import Settings
+from .state import GatewayState
 from .tls import ensure_self_signed, trust_instructions
 
 log = logging.getLogger("gateway")
+
+
+class RedactTokens(logging.Filter):
+    """Keep API tokens out of logs (uvicorn logs WebSocket paths with their query string)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self._TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a
+                                for a in record.args)
+        record.msg = self._TOKEN.sub(r"\1<redacted>", str(record.msg))
+        return True
 
 
 def uvicorn_config(settings: Settings, engines: Engines | None = None) -> uvicorn.Config:
@@ -41,9 +58,50 @@ def uvicorn_config(settings: Settings, engines: Engines | None = None) -> uvicor
     )
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server with a drain before shutdown: on SIGTERM/SIGINT, sessions finish their current
+    segment and get their finals and ``end`` (closed with 1001); whatever is left after the grace period
+    gets a ``going_away`` error and 1001. Then uvicorn's own shutdown runs and the process exits 0. A second
+    signal goes to uvicorn's own handling (immediate shutdown)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+
+    async def serve(self, sockets=None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:
+        state = getattr(getattr(self.config.app, "state", None), "gateway", None)
+        if self._draining or self._loop is None or state is None:
+            return super().handle_exit(sig, frame)
+        self._draining = True
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._drain(state, sig, frame)))
+
+    async def _drain(self, state: GatewayState, sig: int, frame) -> None:
+        state.draining = True
+        grace = state.settings.shutdown_grace_s
+        log.info("draining %d sessions (grace %.0f s)", len(state.live_sessions), grace)
+        for connection, session in list(state.live_sessions.items()):
+            await connection.finish(session, ErrorCode.GOING_AWAY,
+                                    "the server is shutting down: your current segment is being finished")
+        deadline = self._loop.time() + grace
+        while state.live_sessions and self._loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for connection in list(state.live_sessions):
+            connection.fail(ErrorCode.GOING_AWAY, "the server is shutting down", CloseCode.GOING_AWAY)
+        await asyncio.sleep(0.2)  # let the writers send those
+        # A drained shutdown is a normal exit (status 0): uvicorn would re-raise the signal instead.
+        self.should_exit = True
+
+
 def serve(settings: Settings) -> None:
     """Serve until interrupted."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn_config(settings)
+    for name in ("uvicorn.error", "uvicorn.access", "gateway"):
+        logging.getLogger(name).addFilter(RedactTokens())
     log.info("serving %s://%s:%d/ (WebSocket /v1/stream)", settings.scheme, settings.host, settings.port)
-    uvicorn.Server(config).run()
+    GatewayServer(config).run()

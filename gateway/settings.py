@@ -37,6 +37,14 @@ class Settings:
     static_dir: Path = PROJECT_ROOT / "static"
     final_beam_size: int = 5
     min_silence_ms: int = 500
+    max_connections_per_client: int = 16
+    idle_timeout_s: float = 60.0
+    max_session_s: float = 4 * 3600.0
+    max_audio_rate: float = 2.0
+    audio_burst_s: float = 30.0
+    max_pending_messages: int = 2000
+    max_send_delay_s: float = 60.0
+    shutdown_grace_s: float = 30.0
 
     @property
     def scheme(self) -> str:
@@ -90,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="beam size of final decodes (partials are greedy)")
     add("--min-silence-ms", type=int, default=int(_env("min_silence_ms") or d.min_silence_ms),
         help="silence that ends an utterance")
+    add("--max-connections-per-client", type=int,
+        default=int(_env("max_connections_per_client") or d.max_connections_per_client),
+        help="open WebSockets per client address")
+    add("--idle-timeout-s", type=float, default=float(_env("idle_timeout_s") or d.idle_timeout_s),
+        help="a session that receives nothing for this long is finished (finals, then end)")
+    add("--max-session-s", type=float, default=float(_env("max_session_s") or d.max_session_s),
+        help="seconds of audio after which a session is finished")
+    add("--max-audio-rate", type=float, default=float(_env("max_audio_rate") or d.max_audio_rate),
+        help="PCM audio may arrive at most this many times faster than real time (after the burst)")
+    add("--audio-burst-s", type=float, default=float(_env("audio_burst_s") or d.audio_burst_s),
+        help="seconds of PCM audio a client may send ahead of real time at once")
+    add("--max-pending-messages", type=int, default=int(_env("max_pending_messages") or d.max_pending_messages),
+        help="results waiting for a slow client before it is disconnected (stale partials are dropped first)")
+    add("--max-send-delay-s", type=float, default=float(_env("max_send_delay_s") or d.max_send_delay_s),
+        help="longest a result may wait for a slow client before it is disconnected")
+    add("--shutdown-grace-s", type=float, default=float(_env("shutdown_grace_s") or d.shutdown_grace_s),
+        help="on SIGTERM, time for sessions to send their finals before they are closed with 1001")
     return p
 
 
@@ -107,4 +132,8 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
         allow_origins=tuple(args.allow_origins or _list(_env("allow_origin"))),
         tokens=tuple(args.tokens or _list(_env("token"))),
         log_level=args.log_level, final_beam_size=args.final_beam_size, min_silence_ms=args.min_silence_ms,
+        max_connections_per_client=args.max_connections_per_client, idle_timeout_s=args.idle_timeout_s,
+        max_session_s=args.max_session_s, max_audio_rate=args.max_audio_rate, audio_burst_s=args.audio_burst_s,
+        max_pending_messages=args.max_pending_messages, max_send_delay_s=args.max_send_delay_s,
+        shutdown_grace_s=args.shutdown_grace_s,
     )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from pipeline import EngineConfig, Engines
 
+from .limits import PerClient
+from .metrics import GatewayMetrics
 from .settings import Settings
 
 log = logging.getLogger("gateway")
@@ -27,11 +29,24 @@ class GatewayState:
     load_error: BaseException | None = None
     connections: set[asyncio.Task] = field(default_factory=set)
     sessions_active: int = 0
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    live_sessions: dict = field(default_factory=dict)  # StreamConnection → Session, while streaming
+    draining: bool = False  # set on SIGTERM: no new sessions
+    per_client: PerClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_client = PerClient(self.settings.max_connections_per_client)
+        if self.engines is not None:
+            self._engines_ready(self.engines)
+
+    def _engines_ready(self, engines: Engines) -> None:
+        self.engines = engines
+        self.metrics.watch_workers({"asr": engines.asr_worker, "mt": engines.mt_worker})
 
     async def load_engines(self) -> None:
         """Load models off the event loop; /readyz turns ready when done."""
         try:
-            self.engines = await asyncio.to_thread(Engines.load, engine_config(self.settings))
+            self._engines_ready(await asyncio.to_thread(Engines.load, engine_config(self.settings)))
             log.info("models loaded: %s", self.engines.describe())
         except Exception as exc:  # reported by /readyz and to every session
             self.load_error = exc

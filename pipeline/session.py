@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +24,7 @@ from .audio import AudioFormat, make_decoder
 from .engines import Engines
 from .errors import PipelineError, UnsupportedLanguageError
 from .events import EndEvent, Event, TranscriptEvent, TranslationErrorEvent, TranslationEvent
+from .observe import NullObserver, Observer
 from .scheduler import Priority
 from .segmenter import Action, ActionKind, StreamingConfig, UtteranceTracker
 from .translating import run_route
@@ -71,9 +74,11 @@ class _Stop:
 class Session:
     """Feed audio bytes and control; iterate ``events()`` for ordered results."""
 
-    def __init__(self, engines: Engines, config: SessionConfig) -> None:
+    def __init__(self, engines: Engines, config: SessionConfig, observer: Observer | None = None) -> None:
         self._engines = engines
         self._cfg = config
+        self._observer = observer or NullObserver()
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)  # (audio seconds, wall time) per chunk
         self._check_language(config.source_language, allow_auto=True)
         self._check_targets(config.targets)
         self._decoder = make_decoder(config.audio)
@@ -181,7 +186,10 @@ class Session:
         while True:
             item = await self._inbox.get()
             if isinstance(item, bytes):
+                started = time.perf_counter()
                 actions = await asyncio.to_thread(self._ingest, item)
+                self._observer.observe("ingest", time.perf_counter() - started)
+                self._arrivals.append((self._tracker.audio_seconds, time.monotonic()))
                 for action in actions:
                     await self._execute(action)
             elif isinstance(item, _Stop):
@@ -225,7 +233,9 @@ class Session:
             context=(self._context or None) if self._cfg.use_context else None,
         )
         priority = Priority.FINAL if final else Priority.PARTIAL
+        started = time.perf_counter()
         result = await self._engines.asr_worker.run(self._engines.asr.decode, audio, options, priority=priority)
+        self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
         if final:  # the utterance's own text, without the context's
             result = replace(result, text=result.continuation)
         return result
@@ -278,6 +288,7 @@ class Session:
             await self._outbox.put(
                 TranscriptEvent(segment, True, result.text, result.text, candidate.start, candidate.end, result.language)
             )
+            self._observer.observe("final_latency", self._since_arrival(candidate.end))
             if result.text:
                 self._context = " ".join((self._context + " " + result.text).split()[-_CONTEXT_WORDS:])
                 await self._finals.put(_Final(segment, result.text, result.language, candidate.audio, self._targets))
@@ -285,6 +296,11 @@ class Session:
         self._agreement = LocalAgreement()
         self._utt_language = None
         await self._emit_deferred_texts()
+
+    def _since_arrival(self, audio_time: float) -> float:
+        """Wall seconds since the chunk holding ``audio_time`` was processed."""
+        arrived = next((wall for seconds, wall in self._arrivals if seconds >= audio_time), time.monotonic())
+        return time.monotonic() - arrived
 
     def _segment_id(self) -> int:
         if self._open_segment is None:
@@ -314,7 +330,9 @@ class Session:
     ) -> TranslationEvent | TranslationErrorEvent:
         try:
             route = self._engines.router.route(final.language, target, has_audio=final.audio is not None)
+            started = time.perf_counter()
             text = await run_route(self._engines, route, final.text, final.audio, done, self._cfg.final_beam_size)
+            self._observer.observe("mt", time.perf_counter() - started)
         except PipelineError as exc:
             return TranslationErrorEvent(final.segment, target, exc.code, str(exc))
         return TranslationEvent(final.segment, target, True, text)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
+NOTICES = {"going_away", "idle_timeout", "session_too_long", "too_fast", "bad_message"}
+
+
 def check_guarantees(messages: list[dict[str, Any]], targets: list[str]) -> None:
     """Every guarantee of docs/protocol.md that a finished stream can show."""
     assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1)), "seq is not 1, 2, 3, ..."
@@ -30,8 +33,11 @@ def check_guarantees(messages: list[dict[str, Any]], targets: list[str]) -> None
             assert m["segment"] in final_seen, "translation before its final transcript"
             translations[m["target"]].append(m["segment"])
         elif m["type"] == "error":
-            assert "segment" in m and not m["fatal"], f"unexpected error {m}"
-            translations[m["target"]].append(m["segment"])
+            assert not m["fatal"], f"fatal error in a stream that ended normally: {m}"
+            if "segment" in m:  # a translation that failed: it stands in for that translation
+                translations[m["target"]].append(m["segment"])
+            else:
+                assert m["code"] in NOTICES, f"unexpected error {m}"
     assert not partial_after_final, f"segment changed after its final: {partial_after_final[:1]}"
     assert finals == list(range(len(finals))), f"segments not finalised in order: {finals}"
     non_empty = [m["segment"] for m in messages if m["type"] == "transcript" and m["final"] and m["text"]]

@@ -1,0 +1,265 @@
+"""Admission control, limits, auth, origins, backpressure, metrics and shutdown, on the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bench.server import spawn_gateway
+from gateway.client import StreamOptions, decode_file, stream_pcm
+from tests.conftest import free_port, run_server, to_s16
+from tests.gateway.protocol_checks import check_guarantees
+from tests.gateway.test_stream import START, expect_error, open_ws, recv_json
+
+
+async def finish(ws, extra: list | None = None) -> list[dict]:
+    """Send stop and read to the end; returns the messages."""
+    await ws.send(json.dumps({"type": "stop"}))
+    messages = list(extra or [])
+    while not messages or messages[-1]["type"] != "end":
+        messages.append(await recv_json(ws))
+    return messages
+
+
+async def closed_with(ws) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(ws.recv(), 30)
+    return closed.value.rcvd.code
+
+
+@pytest.fixture
+async def custom(engines, base_settings):
+    """Start a server with some settings changed: ``async with custom(max_sessions=2) as srv``."""
+    def start(**changes):
+        return run_server(replace(base_settings, port=free_port(), **changes), engines)
+    return start
+
+
+async def test_over_capacity_session_gets_1013_and_the_others_finish(custom, dev_long):
+    audio, _ = dev_long
+    speech = to_s16(audio[int(16000 * 4.9) : int(16000 * 8.0)])
+    async with custom(max_sessions=2) as srv:
+        first, second = await open_ws(srv), await open_ws(srv)
+        for ws in (first, second):
+            await ws.send(json.dumps(START))
+            assert (await recv_json(ws))["type"] == "ready"
+        async with await open_ws(srv) as third:
+            await third.send(json.dumps(START))
+            error = await expect_error(third, "overloaded", fatal=True)
+            assert "limit of 2 sessions" in error["message"]
+            assert await closed_with(third) == 1013
+        for ws in (first, second):
+            await ws.send(speech)
+            messages = await finish(ws)
+            assert any(m["type"] == "transcript" and m["final"] and "join" in m["text"] for m in messages)
+            await ws.close()
+
+
+async def test_foreign_origin_is_refused_same_and_allowed_pass(custom):
+    async with custom(allow_origins=("https://app.example",)) as srv:
+        host = srv.url.removeprefix("https://")
+        for origin, allowed in ((f"https://{host}", True), ("https://app.example", True),
+                                ("https://evil.example", False)):
+            async with await open_ws(srv, origin=origin) as ws:
+                await ws.send(json.dumps(START))
+                if allowed:
+                    assert (await recv_json(ws))["type"] == "ready"
+                else:
+                    await expect_error(ws, "forbidden_origin", fatal=True)
+                    assert await closed_with(ws) == 1008
+
+
+async def test_tokens(custom):
+    async with custom(tokens=("s3cret",)) as srv:
+        for query, headers, ok in (("", None, False), ("?token=wrong", None, False),
+                                   ("", {"Authorization": "Bearer nope"}, False),
+                                   ("?token=s3cret", None, True), ("", {"Authorization": "Bearer s3cret"}, True)):
+            async with await open_ws(srv, query, additional_headers=headers) as ws:
+                await ws.send(json.dumps(START))
+                if ok:
+                    assert (await recv_json(ws))["type"] == "ready"
+                else:
+                    error = await expect_error(ws, "unauthorized", fatal=True)
+                    assert "Bearer" in error["message"]
+                    assert await closed_with(ws) == 1008
+
+
+async def test_connections_per_client_are_limited(custom):
+    async with custom(max_connections_per_client=2) as srv:
+        held = [await open_ws(srv), await open_ws(srv)]
+        async with await open_ws(srv) as extra:
+            error = await expect_error(extra, "overloaded", fatal=True)
+            assert "too many connections" in error["message"]
+        for ws in held:
+            await ws.close()
+
+
+async def test_fast_sender_is_told_and_others_stay_responsive(server, dev_long):
+    audio, _ = dev_long
+    data = to_s16(audio[: 16000 * 90])  # 90 s of audio pushed at ~20x real time
+    async with await open_ws(server) as fast:
+        await fast.send(json.dumps(START))
+        await recv_json(fast)
+        sender_started = time.monotonic()
+        for i in range(0, len(data), 3200):
+            await fast.send(data[i : i + 3200])
+            await asyncio.sleep(max(0.0, sender_started + i / 32000 / 20 - time.monotonic()))
+        # meanwhile another client is served promptly
+        async with httpx.AsyncClient(base_url=server.url, verify=server.ssl) as http:
+            asked = time.monotonic()
+            response = await http.post("/v1/translate", json={"text": "Hello.", "source_language": "en",
+                                                              "targets": ["pt"]})
+            assert response.status_code == 200 and time.monotonic() - asked < 30
+        messages = await finish(fast)
+    too_fast = [m for m in messages if m["type"] == "error" and m["code"] == "too_fast"]
+    assert too_fast and not too_fast[0]["fatal"] and "real time" in too_fast[0]["message"]
+    end = messages[-1]
+    assert end["audio_seconds"] < 80  # excess audio was rejected, not buffered
+
+
+async def test_slow_reader_gets_every_final_and_memory_stays_bounded(custom, dev_long):
+    audio, meta = dev_long
+    seconds = 28
+    data = to_s16(audio[: 16000 * seconds])
+    async with custom(max_pending_messages=50) as srv:
+        rss_before = _rss_mb()
+        async with await open_ws(srv, max_queue=1) as ws:  # the client library buffers almost nothing
+            await ws.send(json.dumps({**START, "targets": ["pt", "en"]}))
+            for i in range(0, len(data), 3200):
+                await ws.send(data[i : i + 3200])
+            await ws.send(json.dumps({"type": "stop"}))
+            largest = 0
+            for _ in range(100):  # read nothing for 10 s
+                for connection in list(srv.state.live_sessions):
+                    largest = max(largest, len(connection.outbox))
+                await asyncio.sleep(0.1)
+            messages = []
+            while not messages or messages[-1]["type"] != "end":
+                messages.append(await recv_json(ws))
+    check_guarantees(messages, ["pt", "en"])
+    utterances = [u for u in meta["utterances"] if u["end"] < seconds - 0.5]
+    finals = [m for m in messages if m["type"] == "transcript" and m["final"] and m["text"]]
+    assert len(finals) >= len(utterances) - 1
+    assert largest <= 50
+    assert _rss_mb() - rss_before < 200
+
+
+def _rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+async def test_idle_session_is_finished_cleanly(custom, dev_long):
+    audio, _ = dev_long
+    async with custom(idle_timeout_s=1.5) as srv:
+        async with await open_ws(srv) as ws:
+            await ws.send(json.dumps(START))
+            await recv_json(ws)
+            await ws.send(to_s16(audio[int(16000 * 4.9) : int(16000 * 8.0)]))
+            messages = []
+            while not messages or messages[-1]["type"] != "end":
+                messages.append(await recv_json(ws))
+            assert await closed_with(ws) == 1000
+    idle = [m for m in messages if m["type"] == "error"]
+    assert idle[0]["code"] == "idle_timeout" and not idle[0]["fatal"]
+    assert any(m["type"] == "transcript" and m["final"] and "join" in m["text"] for m in messages)
+
+
+async def test_session_length_is_limited(custom, dev_long):
+    audio, _ = dev_long
+    async with custom(max_session_s=3.0) as srv:
+        async with await open_ws(srv) as ws:
+            await ws.send(json.dumps(START))
+            await recv_json(ws)
+            data = to_s16(audio[: 16000 * 6])
+            for i in range(0, len(data), 3200):
+                await ws.send(data[i : i + 3200])
+            messages = []
+            while not messages or messages[-1]["type"] != "end":
+                messages.append(await recv_json(ws))
+    codes = [m["code"] for m in messages if m["type"] == "error"]
+    assert codes[0] == "session_too_long"
+    assert messages[-1]["audio_seconds"] < 4.5
+
+
+async def test_metrics_move_during_a_session(server, dev_long):
+    audio, _ = dev_long
+
+    async def scrape() -> dict[str, float]:
+        async with httpx.AsyncClient(base_url=server.url, verify=server.ssl) as http:
+            text = (await http.get("/metrics")).text
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    before = await scrape()
+    run_task = asyncio.create_task(stream_pcm(server.ws_url, to_s16(audio[: 16000 * 12]),
+                                              StreamOptions(targets=("pt",), source_language="en", realtime=False),
+                                              server.ssl))
+    during = {}
+    for _ in range(100):
+        await asyncio.sleep(0.2)
+        during = await scrape()
+        if during.get("gateway_sessions_active", 0) >= 1 and during.get('gateway_stage_seconds_count{stage="asr_partial"}', 0) > before.get('gateway_stage_seconds_count{stage="asr_partial"}', 0):
+            break
+    await run_task
+    after = await scrape()
+    assert during["gateway_sessions_active"] >= 1
+    assert after["gateway_sessions_started_total"] > before.get("gateway_sessions_started_total", 0)
+    assert after["gateway_audio_seconds_total"] >= before.get("gateway_audio_seconds_total", 0) + 11
+    for stage in ("ingest", "asr_partial", "asr_final", "mt", "final_latency"):
+        key = f'gateway_stage_seconds_count{{stage="{stage}"}}'
+        assert after[key] > before.get(key, 0), stage
+    assert 'gateway_queue_depth{worker="asr"}' in after and after["gateway_models_loaded"] == 1
+
+
+@pytest.mark.slow
+def test_sigterm_mid_session_sends_pending_finals_and_exits_zero(speech_dir, tmp_path):
+    audio = decode_file(speech_dir / "en-dev-long.flac")[: 32000 * 14]
+    with spawn_gateway(["--model", "tiny.en", "--shutdown-grace-s", "20"], log_path=tmp_path / "log") as gw:
+        async def scenario():
+            task = asyncio.create_task(stream_pcm(gw.url, audio, StreamOptions(targets=("pt",)), gw.ssl_context()))
+            await asyncio.sleep(10.5)  # in the middle of "Press 4 to place an outgoing call" (8.6-11.5 s)
+            os.kill(gw.pid, signal.SIGTERM)
+            signalled = time.monotonic()
+            run = await task
+            return run, signalled
+
+        run, signalled = asyncio.run(scenario())
+        gw.process.wait(timeout=40)
+        exited = time.monotonic() - signalled
+        assert gw.process.returncode == 0 and exited < 20 + 15
+    messages = [r.message for r in run.received]
+    check_guarantees(messages, ["pt"])
+    going_away = [m for m in messages if m["type"] == "error"]
+    assert going_away and going_away[0]["code"] == "going_away" and not going_away[0]["fatal"]
+    assert run.close_code == 1001
+    finals = [m["text"] for m in messages if m["type"] == "transcript" and m["final"]]
+    assert any(f.lower().startswith("press 4") for f in finals), finals  # the segment cut by the signal
+
+
+def test_tokens_never_reach_the_logs(tmp_path):
+    log = tmp_path / "gateway.log"
+    with spawn_gateway(["--model", "tiny.en", "--token", "s3cret-value"], log_path=log) as gw:
+        async def connect_with_token():
+            async with connect(gw.url + "?token=s3cret-value", ssl=gw.ssl_context()) as ws:
+                await ws.send(json.dumps(START | {"targets": []}))
+                assert json.loads(await ws.recv())["type"] == "ready"
+        asyncio.run(connect_with_token())
+    text = log.read_text()
+    assert "/v1/stream" in text and "<redacted>" in text
+    assert "s3cret-value" not in text
