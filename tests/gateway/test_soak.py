@@ -1,0 +1,33 @@
+"""Soak: one session streaming for 10 minutes keeps the server's memory flat."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.server import ProcessSampler, spawn_gateway
+from gateway.client import BYTES_PER_SECOND, StreamOptions, decode_file, stream_pcm
+
+SOAK_SECONDS = 600
+
+
+@pytest.mark.slow
+def test_ten_minute_session_keeps_rss_flat(speech_dir):
+    recording = decode_file(speech_dir / "en-dev-long.flac")
+    loops = SOAK_SECONDS * BYTES_PER_SECOND // len(recording) + 1
+    audio = (recording * loops)[: SOAK_SECONDS * BYTES_PER_SECOND]
+    with spawn_gateway(["--model", "base"]) as gw:
+        sampler = ProcessSampler(gw.pid, interval=5.0).start()
+        try:
+            run = asyncio.run(stream_pcm(gw.url, audio, StreamOptions(targets=("pt",), source_language="en"),
+                                         gw.ssl_context()))
+        finally:
+            sampler.stop()
+    t0 = sampler.samples[0][0]
+    curve = [(round(t - t0), round(rss / 2**20)) for t, _, rss in sampler.samples]
+    print("\nRSS curve (s, MB):", curve[::6])
+    after_first_minute = [rss for t, rss in curve if t >= 60]
+    baseline = after_first_minute[0]
+    assert run.close_code == 1000 and len(run.finals()) > 80
+    assert max(after_first_minute) - baseline < 100, curve
