@@ -3,6 +3,7 @@
   python -m bench run --spawn --model base --sessions 2 --targets pt
   python -m bench sweep --spawn --model base --targets pt        # N = 1, 2, 4 … until p90 > limit
   python -m bench offline --model base                             # whole-file reference cost and WER
+  python -m bench pipeline --model base                            # in-process: RTFs and final delay
 """
 
 from __future__ import annotations
@@ -211,14 +212,14 @@ async def command_sweep(args) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("run", "sweep", "offline"):
+    for name in ("run", "sweep", "offline", "pipeline"):
         s = sub.add_parser(name)
         s.add_argument("--file", type=Path, default=DEFAULT_DATA, help="recording (a .json with utterances beside it)")
         s.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
         s.add_argument("--model", default="base")
         s.add_argument("--targets", type=lambda v: [t for t in v.split(",") if t], default=["pt"])
         s.add_argument("--out", type=Path, default=Path("bench/results"))
-        if name != "offline":
+        if name not in ("offline", "pipeline"):
             s.add_argument("--spawn", action="store_true", help="start the gateway (else use --url)")
             s.add_argument("--url", default="wss://localhost:8443/v1/stream")
             s.add_argument("--cafile")
@@ -234,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "offline":
         report = offline_reference(args.file, args.model, args.seconds, args.targets)
+        print(json.dumps(report, indent=1))
+    elif args.command == "pipeline":
+        from .pipeline_bench import run as pipeline_run
+
+        report = pipeline_run(args.file, args.model, args.seconds)
+        report["machine"] = machine()
         print(json.dumps(report, indent=1))
     else:
         report = asyncio.run(command_run(args) if args.command == "run" else command_sweep(args))

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--token", dest="tokens", action="append", default=None,
         help="API token clients must present (Authorization: Bearer or ?token=); repeatable; none: no auth")
     add("--log-level", default=_env("log_level") or d.log_level, choices=["debug", "info", "warning", "error"])
+    add("--static-dir", type=Path, default=Path(_env("static_dir") or d.static_dir), help="the web page's files")
     add("--final-beam-size", type=int, default=int(_env("final_beam_size") or d.final_beam_size),
         help="beam size of final decodes (partials are greedy)")
     add("--min-silence-ms", type=int, default=int(_env("min_silence_ms") or d.min_silence_ms),
@@ -131,7 +132,7 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
         max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes,
         allow_origins=tuple(args.allow_origins or _list(_env("allow_origin"))),
         tokens=tuple(args.tokens or _list(_env("token"))),
-        log_level=args.log_level, final_beam_size=args.final_beam_size, min_silence_ms=args.min_silence_ms,
+        log_level=args.log_level, static_dir=args.static_dir, final_beam_size=args.final_beam_size, min_silence_ms=args.min_silence_ms,
         max_connections_per_client=args.max_connections_per_client, idle_timeout_s=args.idle_timeout_s,
         max_session_s=args.max_session_s, max_audio_rate=args.max_audio_rate, audio_burst_s=args.audio_burst_s,
         max_pending_messages=args.max_pending_messages, max_send_delay_s=args.max_send_delay_s,

@@ -1,0 +1,69 @@
+"""In-process micro-benchmark of the pipeline alone (no network): offline RTF, streaming compute per
+second of audio, and utterance end → final event delay when audio is fed in real time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
+
+from .metrics import percentiles
+from .offline import load_audio, offline_transcribe
+from .wer import wer
+
+
+async def _stream(engines: Engines, pcm: bytes, realtime: bool) -> tuple[list[tuple[float, TranscriptEvent]], float]:
+    session = Session(engines, SessionConfig(source_language="en", targets=("pt",)))
+    started = time.monotonic()
+
+    async def feed() -> None:
+        for i, offset in enumerate(range(0, len(pcm), 3200)):
+            if realtime:
+                await asyncio.sleep(max(0.0, started + i * 0.1 - time.monotonic()))
+            await session.feed_audio(pcm[offset : offset + 3200])
+        await session.stop()
+
+    feeder = asyncio.create_task(feed())
+    finals = [(time.monotonic(), e) async for e in session.events() if isinstance(e, TranscriptEvent) and e.final]
+    await feeder
+    await session.aclose()
+    return finals, started
+
+
+def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:
+    """All three figures for one recording with its utterance JSON beside it."""
+    import json
+
+    audio = load_audio(path)
+    if seconds:
+        audio = audio[: int(seconds * 16000)]
+    utterances = [u for u in json.loads(path.with_suffix(".json").read_text())["utterances"]
+                  if u["end"] <= audio.size / 16000]
+    reference = " ".join(u["text"] for u in utterances)
+    offline = offline_transcribe(model, audio)
+    engines = Engines.load(EngineConfig(asr_model=model))
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    try:
+        busy0 = engines.asr_worker.busy_seconds
+        finals, _ = asyncio.run(_stream(engines, pcm, realtime=False))
+        compute = engines.asr_worker.busy_seconds - busy0
+        stream_wer = wer(reference, " ".join(e.text for _, e in finals))
+        paced, started = asyncio.run(_stream(engines, pcm, realtime=True))
+    finally:
+        engines.close()
+    delays = []
+    for u in utterances:  # the utterance's end was fed at started + end (100 ms frames, rounded up)
+        covering = [at for at, e in paced if e.start < u["end"] and e.end > u["start"] and e.text]
+        if covering:
+            delays.append(max(covering) - (started + np.ceil(u["end"] * 10 - 1e-6) / 10))
+    return {
+        "model": model, "audio_seconds": audio.size / 16000,
+        "offline_rtf": offline.rtf, "offline_wer": wer(reference, offline.text),
+        "streaming_compute_per_audio_second": compute / (audio.size / 16000), "streaming_wer": stream_wer,
+        "final_delay": percentiles(delays),
+    }
