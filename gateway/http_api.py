@@ -42,7 +42,7 @@ async def readyz(request: Request) -> JSONResponse:
         detail = f"loading failed: {state.load_error}" if state.load_error else "loading models"
         return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503)
     return JSONResponse({"status": "ready", "models": state.engines.describe(),
-                         "sessions": state.sessions_active, "max_sessions": state.settings.max_sessions})
+                         "sessions": state.sessions_active, "max_sessions": state.settings.session_limit})
 
 
 async def translate(request: Request) -> JSONResponse:

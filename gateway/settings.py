@@ -29,7 +29,7 @@ class Settings:
     compute_type: str = "int8"
     cpu_threads: int = 0
     translators: tuple[str, ...] = ("bergamot",)
-    max_sessions: int = 4
+    max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
     max_frame_bytes: int = 1 << 20
     allow_origins: tuple[str, ...] = ()
     tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -45,6 +45,13 @@ class Settings:
     max_pending_messages: int = 2000
     max_send_delay_s: float = 60.0
     shutdown_grace_s: float = 30.0
+
+    @property
+    def session_limit(self) -> int:
+        """--max-sessions, or the measured capacity of the model on this device when it is 0."""
+        from .capacity import default_max_sessions
+
+        return self.max_sessions or default_max_sessions(self.model, self.device)
 
     @property
     def scheme(self) -> str:
@@ -86,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--translator", dest="translators", action="append", default=None,
         help=f"text translation backend, repeatable (default: {','.join(d.translators)})")
     add("--max-sessions", type=int, default=int(_env("max_sessions") or d.max_sessions),
-        help="concurrent streaming sessions; more are refused with close code 1013")
+        help="concurrent streaming sessions; more are refused with close code 1013 "
+             "(0: derived from the measured capacity of the model on this device)")
     add("--max-frame-bytes", type=int, default=int(_env("max_frame_bytes") or d.max_frame_bytes),
         help="largest WebSocket message accepted; larger ones close the connection with 1009")
     add("--allow-origin", dest="allow_origins", action="append", default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import wave
 from dataclasses import replace
@@ -114,16 +115,22 @@ async def test_live_microphone_session_in_chromium(server, microphone_wav):
 
 async def test_page_shows_the_servers_refusal(engines, base_settings, microphone_wav):
     wav, _ = microphone_wav
-    async with run_server(replace(base_settings, port=free_port(), max_sessions=0), engines) as full:
+    from tests.gateway.test_stream import START, open_ws, recv_json
+
+    async with run_server(replace(base_settings, port=free_port(), max_sessions=1), engines) as full:
+        occupant = await open_ws(full)  # takes the only session
+        await occupant.send(json.dumps(START))
+        assert (await recv_json(occupant))["type"] == "ready"
         driver = await asyncio.to_thread(chromium, wav)
         try:
             await asyncio.to_thread(driver.get, full.url + "/")
             await asyncio.to_thread(driver.execute_script, "document.querySelector('#start').click()")
             message = await wait_for(driver, "!document.querySelector('#error').hidden && "
                                              "document.querySelector('#error').textContent", 30)
-            assert "refused" in message and "limit of 0 sessions" in message
+            assert "refused" in message and "limit of 1 sessions" in message
             state = await wait_for(driver, "document.querySelector('#conn').dataset.state === 'error' && "
                                            "document.querySelector('#conn').textContent")
             assert "1013" in state
         finally:
             await asyncio.to_thread(driver.quit)
+            await occupant.close()
