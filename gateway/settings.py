@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ENV_PREFIX = "SPEECH_GATEWAY_"
@@ -58,91 +58,81 @@ class Settings:
         return "http" if self.insecure_http else "https"
 
 
+_HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in the environment
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "cert": "TLS certificate (PEM); default: a self-signed one in --certs-dir",
+    "key": "TLS private key (PEM) for --cert",
+    "certs_dir": "where a self-signed localhost certificate is generated when --cert is not given",
+    "insecure_http": "serve plain HTTP/WS (only behind a TLS-terminating proxy: browsers need HTTPS for the microphone)",
+    "model": "Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)",
+    "device": "cpu, cuda or cuda:N",
+    "compute_type": "CTranslate2 compute type: int8 (CPU), float16 (GPU), int8_float16, float32",
+    "cpu_threads": "threads for Whisper on CPU (0: all cores)",
+    "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
+                    "(0: derived from the measured capacity of the model on this device)",
+    "max_frame_bytes": "largest WebSocket message accepted; larger ones close the connection with 1009",
+    "log_level": "debug, info, warning or error",
+    "static_dir": "the web page's files",
+    "final_beam_size": "beam size of final decodes (partials are greedy)",
+    "min_silence_ms": "silence that ends an utterance",
+    "max_connections_per_client": "open WebSockets per client address",
+    "idle_timeout_s": "a session that receives nothing for this long is finished (finals, then end)",
+    "max_session_s": "seconds of audio after which a session is finished",
+    "max_audio_rate": "PCM audio may arrive at most this many times faster than real time (after the burst)",
+    "audio_burst_s": "seconds of PCM audio a client may send ahead of real time at once",
+    "max_pending_messages": "results waiting for a slow client before it is disconnected "
+                            "(stale partials are dropped first)",
+    "max_send_delay_s": "longest a result may wait for a slow client before it is disconnected",
+    "shutdown_grace_s": "on SIGTERM, time for sessions to send their finals before they are closed with 1001",
+}
+_REPEATABLE = {  # field → (flag, help)
+    "translators": ("--translator", "text translation backend, repeatable"),
+    "allow_origins": ("--allow-origin", "extra Origin allowed to open WebSockets "
+                      "(repeatable; the page's own origin is always allowed)"),
+    "tokens": ("--token", "API token clients must present (Authorization: Bearer or ?token=); repeatable; "
+               "none: no auth"),
+}
+
+
 def _env(name: str) -> str | None:
-    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"))
-
-
-def _list(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+    return os.environ.get(ENV_PREFIX + name.upper())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Settings()
+    defaults = Settings()
     p = argparse.ArgumentParser(
         prog="python -m gateway",
         description="Real-time speech translation gateway (HTTPS page, WSS /v1/stream, POST /v1/translate).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog=f"Every flag can also be set as {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}MAX_SESSIONS=8).",
+        epilog=f"Every flag can also be set as {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}MAX_SESSIONS=8); "
+               "repeatable ones as a comma-separated list.",
     )
-    add = p.add_argument
-    add("--host", default=_env("host") or d.host, help="address to listen on")
-    add("--port", type=int, default=int(_env("port") or d.port), help="port to listen on")
-    add("--cert", type=Path, default=_env("cert"), help="TLS certificate (PEM); default: self-signed in --certs-dir")
-    add("--key", type=Path, default=_env("key"), help="TLS private key (PEM) for --cert")
-    add("--certs-dir", type=Path, default=Path(_env("certs_dir") or d.certs_dir),
-        help="where a self-signed localhost certificate is generated when --cert is not given")
-    add("--insecure-http", action="store_true", default=_env("insecure_http") in ("1", "true"),
-        help="serve plain HTTP/WS (only behind a TLS-terminating proxy: browsers need HTTPS for the microphone)")
-    add("--model", default=_env("model") or d.model,
-        help="Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)")
-    add("--device", default=_env("device") or d.device, help="cpu, cuda or cuda:N")
-    add("--compute-type", default=_env("compute_type") or d.compute_type,
-        help="CTranslate2 compute type: int8 (CPU), float16 (GPU), int8_float16, float32")
-    add("--cpu-threads", type=int, default=int(_env("cpu_threads") or d.cpu_threads),
-        help="threads for Whisper on CPU (0: all cores)")
-    add("--translator", dest="translators", action="append", default=None,
-        help=f"text translation backend, repeatable (default: {','.join(d.translators)})")
-    add("--max-sessions", type=int, default=int(_env("max_sessions") or d.max_sessions),
-        help="concurrent streaming sessions; more are refused with close code 1013 "
-             "(0: derived from the measured capacity of the model on this device)")
-    add("--max-frame-bytes", type=int, default=int(_env("max_frame_bytes") or d.max_frame_bytes),
-        help="largest WebSocket message accepted; larger ones close the connection with 1009")
-    add("--allow-origin", dest="allow_origins", action="append", default=None,
-        help="extra Origin allowed to open WebSockets (repeatable; the page's own origin is always allowed)")
-    add("--token", dest="tokens", action="append", default=None,
-        help="API token clients must present (Authorization: Bearer or ?token=); repeatable; none: no auth")
-    add("--log-level", default=_env("log_level") or d.log_level, choices=["debug", "info", "warning", "error"])
-    add("--static-dir", type=Path, default=Path(_env("static_dir") or d.static_dir), help="the web page's files")
-    add("--final-beam-size", type=int, default=int(_env("final_beam_size") or d.final_beam_size),
-        help="beam size of final decodes (partials are greedy)")
-    add("--min-silence-ms", type=int, default=int(_env("min_silence_ms") or d.min_silence_ms),
-        help="silence that ends an utterance")
-    add("--max-connections-per-client", type=int,
-        default=int(_env("max_connections_per_client") or d.max_connections_per_client),
-        help="open WebSockets per client address")
-    add("--idle-timeout-s", type=float, default=float(_env("idle_timeout_s") or d.idle_timeout_s),
-        help="a session that receives nothing for this long is finished (finals, then end)")
-    add("--max-session-s", type=float, default=float(_env("max_session_s") or d.max_session_s),
-        help="seconds of audio after which a session is finished")
-    add("--max-audio-rate", type=float, default=float(_env("max_audio_rate") or d.max_audio_rate),
-        help="PCM audio may arrive at most this many times faster than real time (after the burst)")
-    add("--audio-burst-s", type=float, default=float(_env("audio_burst_s") or d.audio_burst_s),
-        help="seconds of PCM audio a client may send ahead of real time at once")
-    add("--max-pending-messages", type=int, default=int(_env("max_pending_messages") or d.max_pending_messages),
-        help="results waiting for a slow client before it is disconnected (stale partials are dropped first)")
-    add("--max-send-delay-s", type=float, default=float(_env("max_send_delay_s") or d.max_send_delay_s),
-        help="longest a result may wait for a slow client before it is disconnected")
-    add("--shutdown-grace-s", type=float, default=float(_env("shutdown_grace_s") or d.shutdown_grace_s),
-        help="on SIGTERM, time for sessions to send their finals before they are closed with 1001")
+    for name, help_text in _HELP.items():
+        default, env = getattr(defaults, name), _env(name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true", default=env in ("1", "true", "yes"), help=help_text)
+            continue
+        kind = Path if default is None or isinstance(default, Path) else type(default)
+        p.add_argument(flag, type=kind, default=kind(env) if env is not None else default, help=help_text)
+    for name, (flag, help_text) in _REPEATABLE.items():
+        default = ",".join(_repeatable_env(flag) or getattr(defaults, name)) or "none"
+        p.add_argument(flag, dest=name, action="append", default=argparse.SUPPRESS,
+                       help=f"{help_text} (default: {default})")
     return p
+
+
+def _repeatable_env(flag: str) -> list[str]:
+    """SPEECH_GATEWAY_TOKEN=a,b for --token (the variable is named after the flag)."""
+    return [v.strip() for v in (_env(flag[2:].replace("-", "_")) or "").split(",") if v.strip()]
 
 
 def load_settings(argv: Sequence[str] | None = None) -> Settings:
     """Parse flags (and environment) into Settings."""
-    args = build_parser().parse_args(argv)
-    if (args.cert is None) != (args.key is None):
+    args = vars(build_parser().parse_args(argv))
+    if (args["cert"] is None) != (args["key"] is None):
         raise SystemExit("--cert and --key go together")
-    return Settings(
-        host=args.host, port=args.port, cert=args.cert, key=args.key, certs_dir=args.certs_dir,
-        insecure_http=args.insecure_http, model=args.model, device=args.device, compute_type=args.compute_type,
-        cpu_threads=args.cpu_threads,
-        translators=tuple(args.translators or _list(_env("translator")) or Settings.translators),
-        max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes,
-        allow_origins=tuple(args.allow_origins or _list(_env("allow_origin"))),
-        tokens=tuple(args.tokens or _list(_env("token"))),
-        log_level=args.log_level, static_dir=args.static_dir, final_beam_size=args.final_beam_size, min_silence_ms=args.min_silence_ms,
-        max_connections_per_client=args.max_connections_per_client, idle_timeout_s=args.idle_timeout_s,
-        max_session_s=args.max_session_s, max_audio_rate=args.max_audio_rate, audio_burst_s=args.audio_burst_s,
-        max_pending_messages=args.max_pending_messages, max_send_delay_s=args.max_send_delay_s,
-        shutdown_grace_s=args.shutdown_grace_s,
-    )
+    for name, (flag, _) in _REPEATABLE.items():
+        args[name] = tuple(args.get(name) or _repeatable_env(flag) or getattr(Settings, name))
+    return Settings(**{f.name: args[f.name] for f in fields(Settings)})

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from ..errors import ModelNotFoundError
-from .languages import marian_pair_from_name, model_family, model_language_token
+from .languages import marian_pair_from_name, model_family, model_language_token, supports_pair
 
 
 class CTranslate2Translator:
@@ -30,6 +30,7 @@ class CTranslate2Translator:
         self._translator = ctranslate2.Translator(model, device=device_type, device_index=int(index or 0),
                                                   compute_type=compute_type)
         self._tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
+        self._vocabulary = self._tokenizer.get_vocab()
         config = Path(model) / "config.json"
         model_type = json.loads(config.read_text()).get("model_type", "") if config.exists() else ""
         self.family = family or model_family(model_type, type(self._tokenizer).__name__)
@@ -42,10 +43,7 @@ class CTranslate2Translator:
         self._lock = threading.Lock()  # guards the tokenizer's per-request source language
 
     def supports(self, source: str, target: str) -> bool:
-        if self.family == "marian":
-            return (source, target) == self.pair
-        vocab = self._tokenizer.get_vocab()
-        return all(model_language_token(self.family, c) in vocab for c in (source, target))
+        return supports_pair(self.family, self.pair, self._vocabulary, source, target)
 
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
         if not texts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from ..errors import ModelNotFoundError
-from .languages import marian_pair_from_name, model_family, model_language_token
+from .languages import marian_pair_from_name, model_family, model_language_token, supports_pair
 
 
 class TransformersTranslator:
@@ -26,6 +26,7 @@ class TransformersTranslator:
             raise ModelNotFoundError("the transformers backend needs: pip install 'speech-gateway[hf]'") from exc
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(model)
+        self._vocabulary = self._tokenizer.get_vocab()
         self._model = AutoModelForSeq2SeqLM.from_pretrained(model).to(device).eval()
         self.device = device
         self.family = model_family(self._model.config.model_type, type(self._tokenizer).__name__)
@@ -37,10 +38,7 @@ class TransformersTranslator:
         self._lock = threading.Lock()
 
     def supports(self, source: str, target: str) -> bool:
-        if self.family == "marian":
-            return (source, target) == self.pair
-        vocab = self._tokenizer.get_vocab()
-        return all(model_language_token(self.family, c) in vocab for c in (source, target))
+        return supports_pair(self.family, self.pair, self._vocabulary, source, target)
 
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
         if not texts:

@@ -45,3 +45,11 @@ def model_family(model_type: str, tokenizer_class: str) -> str:
     raise ModelNotFoundError(
         f"unsupported translation model ({model_type or tokenizer_class}); use MarianMT, NLLB or M2M100"
     )
+
+
+def supports_pair(family: str, pair: tuple[str, str] | None, vocabulary: dict[str, int], source: str,
+                  target: str) -> bool:
+    """A Marian model translates its one pair; NLLB/M2M100 any two languages whose tokens they know."""
+    if family == "marian":
+        return (source, target) == pair
+    return all(model_language_token(family, code) in vocabulary for code in (source, target))

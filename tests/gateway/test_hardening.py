@@ -22,13 +22,18 @@ from tests.gateway.protocol_checks import check_guarantees
 from tests.gateway.test_stream import START, expect_error, open_ws, recv_json
 
 
-async def finish(ws, extra: list | None = None) -> list[dict]:
-    """Send stop and read to the end; returns the messages."""
-    await ws.send(json.dumps({"type": "stop"}))
-    messages = list(extra or [])
-    while not messages or messages[-1]["type"] != "end":
+async def read_to_end(ws) -> list[dict]:
+    """Every message up to and including ``end``."""
+    messages = [await recv_json(ws)]
+    while messages[-1]["type"] != "end":
         messages.append(await recv_json(ws))
     return messages
+
+
+async def finish(ws) -> list[dict]:
+    """Send stop and read to the end."""
+    await ws.send(json.dumps({"type": "stop"}))
+    return await read_to_end(ws)
 
 
 async def closed_with(ws) -> int:
@@ -144,9 +149,7 @@ async def test_slow_reader_gets_every_final_and_memory_stays_bounded(custom, dev
                 for connection in list(srv.state.live_sessions):
                     largest = max(largest, len(connection.outbox))
                 await asyncio.sleep(0.1)
-            messages = []
-            while not messages or messages[-1]["type"] != "end":
-                messages.append(await recv_json(ws))
+            messages = await read_to_end(ws)
     check_guarantees(messages, ["pt", "en"])
     utterances = [u for u in meta["utterances"] if u["end"] < seconds - 0.5]
     finals = [m for m in messages if m["type"] == "transcript" and m["final"] and m["text"]]
@@ -167,9 +170,7 @@ async def test_idle_session_is_finished_cleanly(custom, dev_long):
             await ws.send(json.dumps(START))
             await recv_json(ws)
             await ws.send(to_s16(audio[int(16000 * 4.9) : int(16000 * 8.0)]))
-            messages = []
-            while not messages or messages[-1]["type"] != "end":
-                messages.append(await recv_json(ws))
+            messages = await read_to_end(ws)
             assert await closed_with(ws) == 1000
     idle = [m for m in messages if m["type"] == "error"]
     assert idle[0]["code"] == "idle_timeout" and not idle[0]["fatal"]
@@ -185,9 +186,7 @@ async def test_session_length_is_limited(custom, dev_long):
             data = to_s16(audio[: 16000 * 6])
             for i in range(0, len(data), 3200):
                 await ws.send(data[i : i + 3200])
-            messages = []
-            while not messages or messages[-1]["type"] != "end":
-                messages.append(await recv_json(ws))
+            messages = await read_to_end(ws)
     codes = [m["code"] for m in messages if m["type"] == "error"]
     assert codes[0] == "session_too_long"
     assert messages[-1]["audio_seconds"] < 4.5

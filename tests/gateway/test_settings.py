@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+
+from gateway.capacity import default_max_sessions
+from gateway.settings import build_parser, load_settings
+
+
+def test_flags_environment_and_defaults(monkeypatch):
+    monkeypatch.setenv("SPEECH_GATEWAY_MAX_SESSIONS", "7")
+    monkeypatch.setenv("SPEECH_GATEWAY_TOKEN", "a,b")
+    monkeypatch.setenv("SPEECH_GATEWAY_IDLE_TIMEOUT_S", "2.5")
+    s = load_settings(["--port", "9443", "--allow-origin", "https://app.example", "--cert", "c.pem", "--key", "k.pem"])
+    assert (s.port, s.max_sessions, s.idle_timeout_s) == (9443, 7, 2.5)
+    assert s.tokens == ("a", "b") and s.allow_origins == ("https://app.example",)
+    assert s.cert == Path("c.pem") and s.translators == ("bergamot",)
+    assert load_settings(["--token", "z", "--max-sessions", "3"]).tokens == ("z",)
+
+
+def test_cert_and_key_go_together():
+    with pytest.raises(SystemExit, match="--cert and --key"):
+        load_settings(["--cert", "c.pem"])
+
+
+def test_help_documents_every_flag_with_its_default():
+    text = build_parser().format_help()
+    for flag in ("--host", "--port", "--cert", "--key", "--model", "--device", "--compute-type", "--max-sessions",
+                 "--allow-origin", "--token", "--log-level", "--insecure-http", "--idle-timeout-s"):
+        assert flag in text
+    assert "(default: 8443)" in text and "(default: base)" in text
+
+
+def test_session_limit_comes_from_measured_capacity():
+    assert load_settings([]).session_limit == default_max_sessions("base", "cpu")
+    assert default_max_sessions("base", "cpu", cores=8) > default_max_sessions("base", "cpu", cores=2)
+    assert default_max_sessions("tiny.en", "cpu", cores=2) >= default_max_sessions("base", "cpu", cores=2)
+    assert load_settings(["--max-sessions", "5"]).session_limit == 5
