@@ -25,8 +25,8 @@ class Settings:
     certs_dir: Path = PROJECT_ROOT / "certs"
     insecure_http: bool = False
     model: str = "base"
-    device: str = "cpu"
-    compute_type: str = "int8"
+    device: str = "auto"
+    compute_type: str = "auto"
     cpu_threads: int = 0
     translators: tuple[str, ...] = ("bergamot",)
     max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
@@ -66,8 +66,8 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "certs_dir": "where a self-signed localhost certificate is generated when --cert is not given",
     "insecure_http": "serve plain HTTP/WS (only behind a TLS-terminating proxy: browsers need HTTPS for the microphone)",
     "model": "Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)",
-    "device": "cpu, cuda or cuda:N",
-    "compute_type": "CTranslate2 compute type: int8 (CPU), float16 (GPU), int8_float16, float32",
+    "device": "auto (first usable CUDA GPU, else CPU), cpu, cuda or cuda:N",
+    "compute_type": "CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, int8_float16, float32",
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
                     "(0: derived from the measured capacity of the model on this device)",

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from .asr import AsrEngine, FasterWhisperEngine
+from .devices import resolve_device
 from .models import resolve_whisper_model
 from .scheduler import ModelWorker
 from .translation import TextTranslator, TranslationRouter, load_translator
@@ -19,8 +20,8 @@ class EngineConfig:
     """Which models to load and where to run them."""
 
     asr_model: str = "base"
-    device: str = "cpu"
-    compute_type: str = "int8"
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    compute_type: str = "auto"  # auto: int8 on CPU, float16 on GPU
     cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
@@ -38,14 +39,17 @@ class Engines:
     asr_worker: ModelWorker = field(repr=False)
     mt_worker: ModelWorker = field(repr=False)
 
+    device: str = "cpu"
+
     @classmethod
     def load(cls, config: EngineConfig) -> "Engines":
         """Load every model (blocking: call it from a thread at startup)."""
+        device = resolve_device(config.device, config.compute_type)
         path = resolve_whisper_model(config.asr_model)
-        log.info("loading Whisper %s from %s on %s/%s", config.asr_model, path, config.device, config.compute_type)
+        log.info("loading Whisper %s from %s on %s/%s", config.asr_model, path, device, device.compute_type)
         asr = FasterWhisperEngine(
-            str(path), name=config.asr_model, device=config.device,
-            compute_type=config.compute_type, cpu_threads=config.cpu_threads,
+            str(path), name=config.asr_model, device=str(device),
+            compute_type=device.compute_type, cpu_threads=config.cpu_threads,
         )
         translators = [load_translator(name) for name in config.translators]
         router = TranslationRouter(translators, speech_to_english=asr.multilingual)
@@ -57,12 +61,13 @@ class Engines:
             router=router,
             asr_worker=ModelWorker("asr", config.max_pending_requests),
             mt_worker=ModelWorker("mt", config.max_pending_requests),
+            device=f"{device}/{device.compute_type}",
         )
 
     def describe(self) -> dict[str, str]:
         """Model names for the ``ready`` message and ``/readyz``."""
         return {
-            "asr": f"whisper-{self.asr.name} (faster-whisper, {self.config.device}/{self.config.compute_type})",
+            "asr": f"whisper-{self.asr.name} (CTranslate2, {self.device})",
             "vad": "silero-vad",
             "mt": ", ".join(t.name for t in self.translators) + (", whisper-translate" if self.asr.multilingual else ""),
         }
