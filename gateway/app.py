@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 from pipeline import Engines
 
 from .http_api import healthz, readyz, translate
+from .memory import trim_memory_periodically
 from .settings import Settings
 from .state import GatewayState
 from .stream import stream_endpoint
@@ -26,9 +27,11 @@ def create_app(settings: Settings, engines: Engines | None = None) -> Starlette:
         state = GatewayState(settings, engines=engines)
         app.state.gateway = state
         loader = None if engines is not None else asyncio.create_task(state.load_engines())
+        trimmer = asyncio.create_task(trim_memory_periodically())
         try:
             yield
         finally:
+            trimmer.cancel()
             if loader is not None:
                 loader.cancel()
                 await asyncio.gather(loader, return_exceptions=True)

@@ -12,6 +12,7 @@ from pipeline import Engines
 
 from .app import create_app
 from .protocol import CloseCode, ErrorCode
+from .memory import limit_malloc_arenas
 from .settings import Settings
 from .state import GatewayState
 from .tls import ensure_self_signed, trust_instructions
@@ -99,6 +100,7 @@ class GatewayServer(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     """Serve until interrupted."""
+    limit_malloc_arenas()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn_config(settings)
     for name in ("uvicorn.error", "uvicorn.access", "gateway"):

@@ -48,9 +48,14 @@ class ModelWorker:
         self._async_slots: asyncio.Semaphore | None = None
         self._max_pending = max_pending
         self._seq = itertools.count()
-        self._thread = threading.Thread(target=self._serve, name=f"worker-{name}", daemon=True)
-        self._thread.start()
         self.busy_seconds = 0.0
+        self.restarts = 0
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._serve, name=f"worker-{self.name}", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def pending(self) -> int:
@@ -62,6 +67,9 @@ class ModelWorker:
         if self._async_slots is None:
             self._async_slots = asyncio.Semaphore(self._max_pending)
         async with self._async_slots:
+            if not self._thread.is_alive():  # a dead worker is replaced, and the queue goes on
+                self.restarts += 1
+                self._thread = self._start()
             loop = asyncio.get_running_loop()
             future: asyncio.Future[T] = loop.create_future()
             self._queue.put(_Request(int(priority), next(self._seq), lambda: fn(*args), future, loop))
