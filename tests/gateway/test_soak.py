@@ -27,7 +27,11 @@ def test_ten_minute_session_keeps_rss_flat(speech_dir):
     t0 = sampler.samples[0][0]
     curve = [(round(t - t0), round(rss / 2**20)) for t, _, rss in sampler.samples]
     print("\nRSS curve (s, MB):", curve[::6])
-    after_first_minute = [rss for t, rss in curve if t >= 60]
-    baseline = after_first_minute[0]
     assert run.close_code == 1000 and len(run.finals()) > 80
-    assert max(after_first_minute) - baseline < 100, curve
+    # The level after the first minute: the RSS between decodes (its floor over the second minute).
+    # A leak raises that floor; final decodes add a transient working set on top (beam search holds the
+    # 30 s encoder output once per beam), which must stay bounded too.
+    level = min(rss for t, rss in curve if 60 <= t < 120)
+    late_floor = min(rss for t, rss in curve if t >= SOAK_SECONDS - 120)
+    assert late_floor - level < 100, curve
+    assert max(rss for t, rss in curve if t >= 60) - level < 250, curve
