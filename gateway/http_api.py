@@ -63,4 +63,4 @@ async def translate(request: Request) -> JSONResponse:
         return _error(422, exc.code, str(exc))
     except asyncio.CancelledError:
         raise
-    return JSONResponse({"translations": dict(zip(body.targets, texts))})
+    return JSONResponse({"translations": dict(zip(body.targets, texts, strict=True))})

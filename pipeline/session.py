@@ -220,9 +220,12 @@ class Session:
         audio, prefix = action.audio, self._agreement.committed_text
         if final:
             audio, prefix = self._with_context(action)
-        if self._utt_language is None and self._cfg.source_language == AUTO and action.audio.size >= _LANGUAGE_LOCK_S * 16_000:
+        priority = Priority.FINAL if final else Priority.PARTIAL
+        own_audio = action.audio[action.offset :]
+        if self._utt_language is None and self._cfg.source_language == AUTO \
+                and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
             self._utt_language, _ = await self._engines.asr_worker.run(
-                self._engines.asr.detect_language, action.audio[action.offset :], priority=Priority.FINAL if final else Priority.PARTIAL
+                self._engines.asr.detect_language, own_audio, priority=priority
             )
         options = DecodeOptions(
             language=self._language(),
@@ -232,7 +235,6 @@ class Session:
             full_window=final and self._cfg.final_full_window,
             context=(self._context or None) if self._cfg.use_context else None,
         )
-        priority = Priority.FINAL if final else Priority.PARTIAL
         started = time.perf_counter()
         result = await self._engines.asr_worker.run(self._engines.asr.decode, audio, options, priority=priority)
         self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
@@ -291,7 +293,8 @@ class Session:
             self._observer.observe("final_latency", self._since_arrival(candidate.end))
             if result.text:
                 self._context = " ".join((self._context + " " + result.text).split()[-_CONTEXT_WORDS:])
-                await self._finals.put(_Final(segment, result.text, result.language, candidate.audio, self._targets))
+                own_audio = candidate.audio[candidate.offset :]  # without the acoustic context
+                await self._finals.put(_Final(segment, result.text, result.language, own_audio, self._targets))
         self._open_segment = None
         self._agreement = LocalAgreement()
         self._utt_language = None

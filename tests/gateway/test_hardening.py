@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from bench.server import spawn_gateway
 from gateway.client import StreamOptions, decode_file, stream_pcm
