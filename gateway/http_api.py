@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from pipeline import PipelineError
 from pipeline.translating import run_route
 
+from .auth import token_ok
 from .protocol import MAX_TEXT_CHARS, LanguageCode, describe_validation_error
 from .state import GatewayState
 
@@ -48,6 +49,8 @@ async def readyz(request: Request) -> JSONResponse:
 async def translate(request: Request) -> JSONResponse:
     """POST /v1/translate: {"text", "source_language", "targets"} → {"translations": {target: text}}."""
     state = _state(request)
+    if not token_ok(request, state.settings.tokens):
+        return _error(401, "unauthorized", "missing or wrong API token (Authorization: Bearer TOKEN, or ?token=TOKEN)")
     try:
         body = TranslateRequest.model_validate_json(await request.body())
     except ValidationError as exc:

@@ -1,9 +1,10 @@
 """The ``/v1/stream`` WebSocket: one connection, one pipeline session.
 
-A connection goes AWAITING_START → STREAMING → STOPPING → CLOSED. Its reader (client → session) and
-pump (session events → client) run in one TaskGroup: when the client vanishes the reader raises and the
-group cancels the pump; leaving the ``async with session`` then cancels the session's own tasks. Sends
-are serialised by one lock, which also assigns ``seq``.
+A connection goes AWAITING_START → STREAMING → STOPPING → CLOSED. One writer task owns every send and
+the close (it assigns ``seq``); everything else hands it messages through the connection's outbox. The
+reader (client → session) and the pump (session events → outbox) run in a TaskGroup beside it: when the
+client vanishes the reader or writer raises and the group cancels the rest; leaving ``async with session``
+then cancels the session's own tasks.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import json
 import logging
 import uuid
@@ -33,6 +33,7 @@ from pipeline import (
     UnsupportedLanguageError,
 )
 
+from .auth import origin_ok, token_ok
 from .limits import AudioRate
 from .outbox import Outbox, SlowClient
 from .protocol import (
@@ -83,31 +84,6 @@ def session_config(start: StartMessage, settings: Settings) -> SessionConfig:
         partials=start.partials, final_beam_size=settings.final_beam_size,
         streaming=StreamingConfig(min_silence_s=settings.min_silence_ms / 1000),
     )
-
-
-def presented_token(ws: WebSocket) -> str | None:
-    auth = ws.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return ws.query_params.get("token")
-
-
-def token_ok(ws: WebSocket, tokens: tuple[str, ...]) -> bool:
-    """Constant-time comparison against every configured token (no tokens: auth is off)."""
-    if not tokens:
-        return True
-    given = (presented_token(ws) or "").encode()
-    return any(hmac.compare_digest(given, t.encode()) for t in tokens)
-
-
-def origin_ok(ws: WebSocket, allowed: tuple[str, ...]) -> bool:
-    """Same origin, an allow-listed origin, or no Origin at all (non-browser clients)."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    host = ws.headers.get("host", "")
-    same = {f"https://{host}", f"http://{host}"}
-    return origin in same or origin in allowed or "*" in allowed
 
 
 class StreamConnection:

@@ -98,6 +98,12 @@ async def test_tokens(custom):
                     error = await expect_error(ws, "unauthorized", fatal=True)
                     assert "Bearer" in error["message"]
                     assert await closed_with(ws) == 1008
+        body = {"text": "Hello.", "source_language": "en", "targets": ["pt"]}
+        async with httpx.AsyncClient(base_url=srv.url, verify=srv.ssl) as http:
+            assert (await http.post("/v1/translate", json=body)).status_code == 401
+            assert (await http.post("/v1/translate?token=s3cret", json=body)).status_code == 200
+            authorized = await http.post("/v1/translate", json=body, headers={"Authorization": "Bearer s3cret"})
+            assert authorized.status_code == 200
 
 
 async def test_connections_per_client_are_limited(custom):
