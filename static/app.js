@@ -22,11 +22,17 @@ function setConn(state, text) { ui.conn.dataset.state = state; ui.conn.textConte
 function showError(text) { ui.error.hidden = !text; ui.error.textContent = text || ''; }
 function targets() { return [...document.querySelectorAll('input[name=target]:checked')].map((el) => el.value); }
 
-function streamUrl() {
-  const url = new URL('v1/stream', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+// The page passes its own ?token= (if any) on to the gateway.
+function gatewayUrl(path) {
+  const url = new URL(path, location.href);
   const token = new URLSearchParams(location.search).get('token');
   if (token) url.searchParams.set('token', token);
+  return url;
+}
+
+function streamUrl() {
+  const url = gatewayUrl('v1/stream');
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return url;
 }
 
@@ -131,7 +137,7 @@ async function translateTyped(event) {
     ws.send(JSON.stringify({ type: 'text', text, source_language: ui.source.value === 'auto' ? 'en' : ui.source.value }));
   } else {
     const source = ui.source.value === 'auto' ? 'en' : ui.source.value;
-    const response = await fetch('v1/translate', {
+    const response = await fetch(gatewayUrl('v1/translate'), {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ text, source_language: source, targets: targets() }),
     });
