@@ -26,11 +26,15 @@ class RedactTokens(logging.Filter):
     _TOKEN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(self._TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a
-                                for a in record.args)
-        record.msg = self._TOKEN.sub(r"\1<redacted>", str(record.msg))
+        if isinstance(record.args, dict):
+            record.args = {k: self._redact(v) for k, v in record.args.items()}
+        elif record.args:
+            record.args = tuple(self._redact(a) for a in record.args)
+        record.msg = self._redact(record.msg)
         return True
+
+    def _redact(self, value: object) -> object:
+        return self._TOKEN.sub(r"\1<redacted>", value) if isinstance(value, str) else value
 
 
 def uvicorn_config(settings: Settings, engines: Engines | None = None) -> uvicorn.Config:

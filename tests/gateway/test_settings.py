@@ -35,3 +35,17 @@ def test_session_limit_comes_from_measured_capacity():
     assert default_max_sessions("base", "cpu", cores=8) > default_max_sessions("base", "cpu", cores=2)
     assert default_max_sessions("tiny.en", "cpu", cores=2) >= default_max_sessions("base", "cpu", cores=2)
     assert load_settings(["--max-sessions", "5"]).session_limit == 5
+
+
+def test_token_redaction_keeps_other_log_arguments_intact():
+    import logging
+
+    from gateway.server import RedactTokens
+
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1,
+                               '%s - "WebSocket %s" [accepted]', ("127.0.0.1:5", "/v1/stream?token=abc&x=1"), None)
+    RedactTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "WebSocket /v1/stream?token=<redacted>&x=1" [accepted]'
+    mapping = logging.LogRecord("gateway", logging.INFO, __file__, 1, "models loaded: %s", ({"asr": "x"},), None)
+    RedactTokens().filter(mapping)
+    assert mapping.getMessage() == "models loaded: {'asr': 'x'}"
