@@ -263,7 +263,9 @@ class Session:
         # so it cannot extend the stable text).
         self._candidate = None
         if action.kind is ActionKind.PARTIAL:
-            if self._cfg.partials:
+            # A partial is only for display: when more audio is already waiting, a newer partial is due,
+            # so this one is skipped. Finals never depend on partials, so they stay the same.
+            if self._cfg.partials and self._inbox.empty():
                 await self._hypothesis(action, await self._decode(action, final=False))
         else:
             self._candidate = (action, await self._decode(action, final=True))
