@@ -142,6 +142,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     wer_ax = ax.twinx()
     wer_ax.plot(ns, [100 * r["wer"] for r in rows], "k*-.", label="WER %")
     wer_ax.set_ylabel("WER %")
+    wer_ax.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
     wer_lines = wer_ax.get_legend_handles_labels()
     ax.legend(lines[0] + wer_lines[0], lines[1] + wer_lines[1], loc="upper left", fontsize=8)
@@ -200,7 +201,7 @@ async def command_sweep(args) -> dict[str, Any]:
     if rows:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"sweep-{args.model.replace('/', '_')}"
-        plot(rows, stem.with_suffix(".png"),
+        plot(rows, Path(f"{stem}.png"),
              f"{args.model}, targets {','.join(args.targets) or '-'}, {report['machine']['cores']} cores "
              f"{report['machine']['cpu'][:40]}")
         print(f"wrote {stem}.json and {stem}.png; largest N with p90 ≤ {args.limit}s: {report['max_n_within_limit']}")
