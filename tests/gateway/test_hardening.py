@@ -212,8 +212,9 @@ async def test_metrics_move_during_a_session(server, dev_long):
         return values
 
     before = await scrape()
+    # in real time, so that the session is alive (and decoding partials) while it is scraped
     run_task = asyncio.create_task(stream_pcm(server.ws_url, to_s16(audio[: 16000 * 12]),
-                                              StreamOptions(targets=("pt",), source_language="en", realtime=False),
+                                              StreamOptions(targets=("pt",), source_language="en", realtime=True),
                                               server.ssl))
     during = {}
     for _ in range(100):
