@@ -28,7 +28,6 @@ class GatewayState:
     engines: Engines | None = None
     load_error: BaseException | None = None
     connections: set[asyncio.Task] = field(default_factory=set)
-    sessions_active: int = 0
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     live_sessions: dict = field(default_factory=dict)  # StreamConnection → Session, while streaming
     draining: bool = False  # set on SIGTERM: no new sessions
@@ -36,8 +35,13 @@ class GatewayState:
 
     def __post_init__(self) -> None:
         self.per_client = PerClient(self.settings.max_connections_per_client)
+        self.metrics.sessions_active.set_function(lambda: self.sessions_active)
         if self.engines is not None:
             self._engines_ready(self.engines)
+
+    @property
+    def sessions_active(self) -> int:
+        return len(self.live_sessions)
 
     def _engines_ready(self, engines: Engines) -> None:
         self.engines = engines

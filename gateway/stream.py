@@ -227,13 +227,11 @@ class StreamConnection:
         except PipelineError as exc:
             return self.fail(ErrorCode(exc.code), str(exc), close_code_for(exc))
         self._bytes_per_second = _pcm_bytes_per_second(start)
-        state.sessions_active += 1
-        state.metrics.sessions_active.inc()
+        state.live_sessions[self] = session  # no await since the limit check: admission cannot race
         state.metrics.sessions_started.inc()
         self.conn_state = ConnState.STREAMING
         try:
             async with session:
-                state.live_sessions[self] = session
                 self.send({
                     "type": "ready", "session": self.id, "protocol": PROTOCOL_VERSION,
                     "source_language": start.source_language, "targets": list(session.targets),
@@ -244,8 +242,6 @@ class StreamConnection:
                     group.create_task(self._pump(session))
         finally:
             state.live_sessions.pop(self, None)
-            state.sessions_active -= 1
-            state.metrics.sessions_active.dec()
 
     async def finish(self, session: Session, code: ErrorCode, message: str) -> None:
         """End the session early but cleanly: tell the client why, then finals and ``end`` as after stop."""
