@@ -233,7 +233,15 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--limit", type=float, default=2.0, help="stop when p90 final latency passes this")
             s.add_argument("--max-n", type=int, default=64)
             s.add_argument("--no-offline", dest="offline", action="store_false")
+    from . import gpu_check
+
+    gpu_check.add_arguments(sub.add_parser("gpu", help="GPU check: torch engine, agreement, streams per GPU"))
     args = p.parse_args(argv)
+    if args.command == "gpu":
+        report = gpu_check.run(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str))
+        return 0
     if args.command == "offline":
         report = offline_reference(args.file, args.model, args.seconds, args.targets)
         print(json.dumps(report, indent=1))

@@ -25,9 +25,12 @@ class Settings:
     certs_dir: Path = PROJECT_ROOT / "certs"
     insecure_http: bool = False
     model: str = "base"
+    asr_engine: str = "auto"
     device: str = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 0
+    max_batch: int = 0  # 0: 1 on CPU, 16 on GPU
+    batch_wait_ms: float = -1.0  # < 0: 0 on CPU, 5 on GPU
     translators: tuple[str, ...] = ("bergamot",)
     max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
     max_frame_bytes: int = 1 << 20
@@ -66,8 +69,12 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "certs_dir": "where a self-signed localhost certificate is generated when --cert is not given",
     "insecure_http": "serve plain HTTP/WS (only behind a TLS-terminating proxy: browsers need HTTPS for the microphone)",
     "model": "Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)",
+    "asr_engine": "Whisper runtime: auto (CTranslate2 where it can run, else transformers/torch), ctranslate2, transformers",
     "device": "auto (first usable CUDA GPU, else CPU), cpu, cuda or cuda:N",
-    "compute_type": "CTranslate2 compute type: auto (int8 on CPU, float16 on GPU), int8, float16, int8_float16, float32",
+    "compute_type": "auto (CTranslate2: int8 on CPU; transformers: float32 on CPU; float16 on GPU), int8, float16, "
+                    "bfloat16, int8_float16, float32",
+    "max_batch": "requests from different sessions run as one model call, at most this many (0: 1 on CPU, 16 on GPU)",
+    "batch_wait_ms": "how long a batch waits for more requests (negative: 0 on CPU, 5 on GPU)",
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
                     "(0: derived from the measured capacity of the model on this device)",

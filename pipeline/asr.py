@@ -1,26 +1,32 @@
-"""Speech recognition engines behind one small interface.
+"""Whisper decoding for streaming, over interchangeable backends, one batch of requests at a time.
 
 An engine is loaded once per process and shared by all sessions; it is never mutated after load. Per
-request values (language, task, prefix, window) travel in ``DecodeOptions``.
+request values (language, task, prefix, window) travel in ``DecodeOptions``. ``WhisperEngine`` holds
+what does not depend on the runtime (features, windows, prompts, temperature fallback, the no-speech
+filter); a ``WhisperBackend`` runs the network: ``whisper_ct2.CTranslate2Backend`` (faster-whisper's
+runtime, CPU and CUDA 12) or ``whisper_torch.TorchWhisperBackend`` (transformers on any torch device).
 
-``FasterWhisperEngine`` drives CTranslate2's Whisper directly (encode, detect language, generate)
-rather than through ``WhisperModel.transcribe``: streaming needs per-request control that ``transcribe``
-does not give, above all a *fitted encoder window*. Whisper's encoder normally always sees 30 s; for a
-partial hypothesis of a few seconds of speech, encoding just the audio plus a margin is 5-8× cheaper
-on CPU, and the final decode can still use the full window.
+Streaming needs per-request control that ``WhisperModel.transcribe`` does not give, above all a *fitted
+encoder window*: Whisper's encoder normally always sees 30 s; for a partial hypothesis of a few
+seconds of speech, encoding just the audio plus a margin is 5-8× cheaper on CPU, and the final decode
+can still use the full window. In a batch, every request's window is padded to the longest one.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
-from typing import Protocol
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
-_FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
+FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
+MAX_LENGTH = 448  # Whisper's decoder positions
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -38,6 +44,12 @@ class DecodeOptions:
 
 
 @dataclass(frozen=True)
+class DecodeRequest:
+    audio: np.ndarray  # 16 kHz mono float32
+    options: DecodeOptions
+
+
+@dataclass(frozen=True)
 class DecodeResult:
     text: str  # the prefix and what followed it
     language: str
@@ -45,17 +57,51 @@ class DecodeResult:
     continuation: str = ""  # what Whisper added after the prefix
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """Decoder prompt: ``[<|startofprev|> previous text] <|sot|> [lang task] <|notimestamps|> prefix``."""
+
+    tokens: list[int]
+    sot_index: int  # where <|startoftranscript|> is (Whisper's no-speech probability is read there)
+    prefix_start: int  # where the forced prefix begins
+
+
+@dataclass(frozen=True)
+class Generation:
+    tokens: list[int]  # the forced prefix, then the generated tokens (no end-of-text)
+    avg_logprob: float
+    no_speech_prob: float
+
+
+class WhisperBackend(Protocol):
+    """The network itself. ``encoded`` is whatever ``encode`` returns, for a batch; ``rows`` pick from it."""
+
+    kind: str  # runtime name for humans, e.g. "CTranslate2" or "transformers"
+    device: str
+    multilingual: bool
+    n_mels: int
+
+    def encode(self, features: np.ndarray) -> Any: ...
+
+    def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[tuple[str, float]]: ...
+
+    def generate(self, encoded: Any, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
+                 temperature: float, max_length: int) -> list[Generation]: ...
+
+
 class AsrEngine(Protocol):
-    """A loaded speech recogniser; ``decode`` is called from worker threads."""
+    """A loaded speech recogniser; its methods are called from worker threads."""
 
     name: str
     multilingual: bool
 
-    def decode(self, audio: np.ndarray, options: DecodeOptions) -> DecodeResult: ...
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]: ...
 
-    def detect_language(self, audio: np.ndarray) -> tuple[str, float]: ...
+    def detect_language_batch(self, audios: Sequence[np.ndarray]) -> list[tuple[str, float]]: ...
 
     def supports_language(self, code: str) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
 def _compression_ratio(text: str) -> float:
@@ -63,117 +109,153 @@ def _compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
-class FasterWhisperEngine:
-    """Whisper through CTranslate2 (CPU, or CUDA 12 GPUs), with faster-whisper's features and tokenizer."""
+@dataclass(frozen=True)
+class _Plan:
+    prompt: Prompt
+    tokenizer: Any
+    language: str
+    probability: float
+    prefix: str
+    max_length: int
+    options: DecodeOptions
 
-    def __init__(
-        self,
-        model_path: str,
-        name: str,
-        device: str = "cpu",
-        compute_type: str = "int8",
-        cpu_threads: int = 0,
-        no_speech_threshold: float = 0.6,
-        window_margin_s: float = 1.0,
-    ) -> None:
-        from faster_whisper import WhisperModel
+
+class WhisperEngine:
+    """Whisper for streaming: fitted windows, prompts, forced prefixes and temperature fallback, batched."""
+
+    def __init__(self, backend: WhisperBackend, model_dir: str | Path, name: str,
+                 no_speech_threshold: float = 0.6, window_margin_s: float = 1.0,
+                 max_tokens_per_second: float = 12.0) -> None:
+        """``model_dir`` holds ``tokenizer.json``; a decode stops after 16 + ``max_tokens_per_second`` ×
+        audio seconds new tokens (speech has 2-4 per second; runaway loops stop there)."""
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
         from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
-        device_type, _, index = device.partition(":")
-        whisper = WhisperModel(
-            model_path, device=device_type, device_index=int(index or 0),
-            compute_type=compute_type, cpu_threads=cpu_threads,
-        )
         self.name = name
-        self._model = whisper.model
-        self._features = whisper.feature_extractor
-        self._hf_tokenizer = whisper.hf_tokenizer
+        self.backend = backend
+        self.multilingual = backend.multilingual
+        self._features = FeatureExtractor(feature_size=backend.n_mels)
+        self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         self._tokenizer_cls = Tokenizer
-        self.multilingual = bool(self._model.is_multilingual)
         self._languages = frozenset(_LANGUAGE_CODES) if self.multilingual else frozenset({"en"})
         self._no_speech_threshold = no_speech_threshold
         self._margin_frames = int(window_margin_s * 100)
-        self._max_length = whisper.max_length
+        self._max_tokens_per_second = max_tokens_per_second
 
     def supports_language(self, code: str) -> bool:
         return code in self._languages
 
+    def describe(self) -> str:
+        return f"whisper-{self.name} ({self.backend.kind}, {self.backend.device})"
+
+    def tokenizer(self, task: str = "transcribe", language: str = "en"):
+        """faster-whisper's tokenizer for this model, task and language."""
+        return self._tokenizer_cls(
+            self._hf_tokenizer, self.multilingual,
+            task=task if self.multilingual else "transcribe", language=language,
+        )
+
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """Most likely spoken language of ``audio`` and its probability (full 30 s window)."""
-        return self._language(self._encode(audio, full_window=True), None)
+        return self.detect_language_batch([audio])[0]
 
-    def _encode(self, audio: np.ndarray, full_window: bool):
-        import ctranslate2
-
-        features = self._window(self._features(audio), full_window)
-        return self._model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=False)
+    def detect_language_batch(self, audios: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        if not self.multilingual:
+            return [("en", 1.0)] * len(audios)
+        encoded = self._encode([(audio, True) for audio in audios])
+        return self.backend.detect_language(encoded, range(len(audios)))
 
     def decode(self, audio: np.ndarray, options: DecodeOptions) -> DecodeResult:
         """Decode 16 kHz mono float32 ``audio``; output Whisper marks as no speech is dropped."""
-        encoded = self._encode(audio, options.full_window)
-        language, probability = self._language(encoded, options.language)
-        tokenizer = self._tokenizer_cls(
-            self._hf_tokenizer, self.multilingual,
-            task=options.task if self.multilingual else "transcribe", language=language,
-        )
+        return self.decode_batch([DecodeRequest(audio, options)])[0]
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        """Decode several requests with one encoder pass and batched decoding; results in request order."""
+        encoded = self._encode([(r.audio, r.options.full_window) for r in requests])
+        detect = [i for i, r in enumerate(requests) if r.options.language is None and self.multilingual]
+        detected = dict(zip(detect, self.backend.detect_language(encoded, detect) if detect else []))
+        plans = [self._plan(r, *detected.get(i, (r.options.language or "en", 1.0))) for i, r in enumerate(requests)]
+        generations = self._generate(encoded, plans)
+        return [self._result(plan, generation) for plan, generation in zip(plans, generations)]
+
+    def _encode(self, items: Sequence[tuple[np.ndarray, bool]]) -> Any:
+        features = [self._features(audio) for audio, _ in items]
+        frames = max(self._window_frames(f.shape[-1], full) for f, (_, full) in zip(features, items))
+        batch = np.zeros((len(items), self.backend.n_mels, frames), np.float32)
+        for row, feature in enumerate(features):
+            used = min(frames, feature.shape[-1])
+            batch[row, :, :used] = feature[:, :used]
+        return self.backend.encode(batch)
+
+    def _window_frames(self, frames: int, full: bool) -> int:
+        if full:
+            return FULL_WINDOW_FRAMES
+        return min(FULL_WINDOW_FRAMES, 100 * math.ceil((frames + self._margin_frames) / 100))
+
+    def _plan(self, request: DecodeRequest, language: str, probability: float) -> _Plan:
+        options = request.options
+        tokenizer = self.tokenizer(options.task, language)
         prefix = (options.prefix or "").strip()
-        prefix_tokens = tokenizer.encode(" " + prefix) if prefix else []
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        tokens: list[int] = []
         if options.context:
             # Half of Whisper's 448-token context at most, as in openai-whisper's decoding.
-            prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + options.context.strip())[-(self._max_length // 2 - 1):], *prompt]
-        prompt += prefix_tokens
-        max_new = int(16 + 12 * audio.size / SAMPLE_RATE)  # runaway loops stop here
-        max_length = min(self._max_length, len(prompt) + max_new)
-        tokens, avg_logprob, no_speech = self._generate(encoded, prompt, max_length, tokenizer, options)
-        # CTranslate2 returns the forced prefix tokens at the start of the sequence.
+            tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + options.context.strip())[-(MAX_LENGTH // 2 - 1):]]
+        sot_index = len(tokens)
+        tokens += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        prefix_start = len(tokens)
+        if prefix:
+            tokens += tokenizer.encode(" " + prefix)
+        max_new = int(16 + self._max_tokens_per_second * request.audio.size / SAMPLE_RATE)
+        return _Plan(
+            prompt=Prompt(tokens, sot_index, prefix_start), tokenizer=tokenizer, language=language,
+            probability=probability, prefix=prefix, max_length=min(MAX_LENGTH, len(tokens) + max_new),
+            options=options,
+        )
+
+    def _generate(self, encoded: Any, plans: Sequence[_Plan]) -> list[Generation]:
+        """Decode every plan at temperature 0, then retry the failed ones (that allow it) hotter."""
+        chosen: dict[int, Generation] = {}
+        best: dict[int, Generation] = {}
+        todo = list(range(len(plans)))
+        for temperature in _TEMPERATURES:
+            groups: dict[int, list[int]] = defaultdict(list)
+            for row in todo:
+                groups[plans[row].options.beam_size if temperature == 0 else 1].append(row)
+            for beam_size, rows in groups.items():
+                generations = self.backend.generate(
+                    encoded, rows, [plans[r].prompt for r in rows], beam_size=beam_size,
+                    temperature=temperature, max_length=max(plans[r].max_length for r in rows),
+                )
+                for row, generation in zip(rows, generations):
+                    plan = plans[row]
+                    # A batch decodes to its longest request's limit; each keeps to its own.
+                    keep = plan.max_length - plan.prompt.prefix_start
+                    generation = replace(generation, tokens=generation.tokens[:keep])
+                    if row not in best or generation.avg_logprob > best[row].avg_logprob:
+                        best[row] = generation
+                    if self._acceptable(generation, plan.tokenizer):
+                        chosen[row] = generation
+            todo = [r for r in todo if r not in chosen and plans[r].options.temperature_fallback]
+            if not todo:
+                break
+        return [chosen.get(row, best[row]) for row in range(len(plans))]
+
+    def _acceptable(self, generation: Generation, tokenizer: Any) -> bool:
+        if generation.no_speech_prob > self._no_speech_threshold:
+            return True  # silence: a hotter decode would only invent words
+        too_repetitive = _compression_ratio(tokenizer.decode(generation.tokens)) > 2.4
+        return not too_repetitive and generation.avg_logprob >= -1.0
+
+    def _result(self, plan: _Plan, generation: Generation) -> DecodeResult:
+        prefix_tokens = plan.prompt.tokens[plan.prompt.prefix_start:]
+        tokens = generation.tokens
         if tokens[: len(prefix_tokens)] == prefix_tokens:
             tokens = tokens[len(prefix_tokens):]
-        continuation = " ".join(tokenizer.decode(tokens).split())
-        if no_speech > self._no_speech_threshold and avg_logprob < -1.0:
+        continuation = " ".join(plan.tokenizer.decode(tokens).split())
+        if generation.no_speech_prob > self._no_speech_threshold and generation.avg_logprob < -1.0:
             continuation = ""
         return DecodeResult(
-            text=f"{prefix} {continuation}".strip(), language=language,
-            language_probability=probability, continuation=continuation,
+            text=f"{plan.prefix} {continuation}".strip(), language=plan.language,
+            language_probability=plan.probability, continuation=continuation,
         )
-
-    def _window(self, features: np.ndarray, full: bool) -> np.ndarray:
-        frames = features.shape[-1]
-        target = _FULL_WINDOW_FRAMES if full else min(
-            _FULL_WINDOW_FRAMES, 100 * math.ceil((frames + self._margin_frames) / 100)
-        )
-        if frames >= target:
-            return np.ascontiguousarray(features[:, :target], dtype=np.float32)
-        out = np.zeros((features.shape[0], target), np.float32)
-        out[:, :frames] = features
-        return out
-
-    def _language(self, encoded, requested: str | None) -> tuple[str, float]:
-        if requested is not None or not self.multilingual:
-            return (requested or "en"), 1.0
-        token, probability = self._model.detect_language(encoded)[0][0]
-        return token[2:-2], float(probability)
-
-    def _generate(self, encoded, prompt: list[int], max_length: int, tokenizer, options: DecodeOptions):
-        temperatures = _TEMPERATURES if options.temperature_fallback else _TEMPERATURES[:1]
-        best = None
-        for temperature in temperatures:
-            kwargs = (
-                {"beam_size": options.beam_size}
-                if temperature == 0
-                else {"beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature}
-            )
-            result = self._model.generate(
-                encoded, [prompt], max_length=max_length, return_scores=True,
-                return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1], **kwargs,
-            )[0]
-            tokens = result.sequences_ids[0]
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-            candidate = (tokens, avg_logprob, result.no_speech_prob)
-            if best is None or avg_logprob > best[1]:
-                best = candidate
-            too_repetitive = _compression_ratio(tokenizer.decode(tokens)) > 2.4
-            silence = result.no_speech_prob > self._no_speech_threshold
-            if silence or (not too_repetitive and avg_logprob >= -1.0):
-                return candidate
-        return best

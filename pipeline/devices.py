@@ -40,31 +40,55 @@ def _missing_cuda_libraries() -> list[str]:
     return missing
 
 
-def cuda_device_count() -> int:
-    """GPUs CTranslate2 can see (0 without a driver)."""
+def cuda_device_count(engine: str = "ctranslate2") -> int:
+    """GPUs the engine's runtime can see (0 without a driver, or without torch for ``transformers``)."""
+    if engine == "transformers":
+        try:
+            import torch
+        except ImportError:
+            return 0
+        return torch.cuda.device_count()
     import ctranslate2
 
     return ctranslate2.get_cuda_device_count()
 
 
-def resolve_device(device: str = "auto", compute_type: str = "auto") -> Device:
-    """``auto`` picks the first CUDA GPU CTranslate2 can use, else the CPU; ``auto`` compute type is
-    int8 on CPU and float16 on GPU. A CUDA request that cannot work raises DeviceError saying why."""
+def resolve_engine(engine: str, device: str) -> str:
+    """``auto``: CTranslate2 wherever it can run the requested device, else transformers/torch (a GPU
+    that torch sees but CTranslate2's CUDA 12 libraries cannot serve)."""
+    if engine in ("ctranslate2", "transformers"):
+        return engine
+    if engine != "auto":
+        raise DeviceError(f"unknown ASR engine {engine!r}; use auto, ctranslate2 or transformers")
+    if device.startswith("cpu"):
+        return "ctranslate2"
+    ct2_ready = cuda_device_count() > 0 and not _missing_cuda_libraries()
+    if not ct2_ready and cuda_device_count("transformers") > 0:
+        return "transformers"
+    return "ctranslate2"
+
+
+def resolve_device(device: str = "auto", compute_type: str = "auto", engine: str = "ctranslate2") -> Device:
+    """``auto`` picks the first CUDA GPU the engine can use, else the CPU; ``auto`` compute type is int8
+    (CTranslate2) or float32 (transformers) on CPU and float16 on GPU. A CUDA request that cannot work
+    raises DeviceError saying why."""
     kind, _, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    gpus = cuda_device_count() if kind != "cpu" else 0
+    gpus = cuda_device_count(engine) if kind != "cpu" else 0
+    missing = _missing_cuda_libraries() if engine == "ctranslate2" and kind != "cpu" else []
     if kind == "auto":
-        kind = "cuda" if gpus and not _missing_cuda_libraries() else "cpu"
+        kind = "cuda" if gpus and not missing else "cpu"
     elif kind == "cuda":
         if gpus == 0:
-            raise DeviceError("CUDA was requested but CTranslate2 sees no GPU (no NVIDIA driver or device "
-                              "visible); use --device cpu, or run on a machine with an NVIDIA GPU and driver")
-        missing = _missing_cuda_libraries()
+            raise DeviceError(f"CUDA was requested but {engine} sees no GPU (no NVIDIA driver or device "
+                              "visible, or a CPU-only torch); use --device cpu, or run on a machine with an "
+                              "NVIDIA GPU and driver")
         if missing:
-            raise DeviceError("CUDA was requested but these libraries cannot be loaded: " + "; ".join(missing))
+            raise DeviceError("CUDA was requested but these libraries cannot be loaded: " + "; ".join(missing)
+                              + " (or use --asr-engine transformers, which needs only torch)")
         if int(index or 0) >= gpus:
             raise DeviceError(f"{device} was requested but only {gpus} GPU(s) are visible")
     if compute_type == "auto":
-        compute_type = "int8" if kind == "cpu" else "float16"
+        compute_type = "float16" if kind == "cuda" else ("int8" if engine == "ctranslate2" else "float32")
     return Device(kind, int(index or 0) if kind == "cuda" else 0, compute_type)

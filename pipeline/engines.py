@@ -1,18 +1,29 @@
-"""Load the shared models once per process and own the workers that run them."""
+"""Load the shared models once per process and own the workers that run them.
+
+Sessions reach the models only through ``Engines.decode``, ``detect_language`` and ``translate``:
+each is a request to a model worker, batched there with other sessions' requests.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 
-from .asr import AsrEngine, FasterWhisperEngine
-from .devices import resolve_device
+import numpy as np
+
+from .asr import AsrEngine, DecodeOptions, DecodeRequest, DecodeResult, WhisperEngine
+from .devices import Device, resolve_device, resolve_engine
 from .models import resolve_whisper_model
-from .scheduler import ModelWorker
+from .scheduler import ModelWorker, Priority
 from .translation import TextTranslator, TranslationRouter, load_translator
+from .translation.batching import TranslationRequest, translate_batch
 from .vad import SileroVadModel
 
 log = logging.getLogger(__name__)
+
+# Batching across sessions pays on GPUs; on a CPU one request at a time measured as fast (README).
+_GPU_MAX_BATCH = 16
+_GPU_BATCH_WAIT_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -20,11 +31,32 @@ class EngineConfig:
     """Which models to load and where to run them."""
 
     asr_model: str = "base"
+    asr_engine: str = "auto"  # auto, ctranslate2, transformers
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    compute_type: str = "auto"  # auto: int8 on CPU, float16 on GPU
-    cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
+    compute_type: str = "auto"  # auto: int8 (CTranslate2) / float32 (transformers) on CPU, float16 on GPU
+    cpu_threads: int = 0  # 0: the runtime's default (all cores)
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
+    max_batch: int = 0  # requests per model call; 0: 1 on CPU, 16 on GPU
+    batch_wait_ms: float = -1  # how long a batch waits for company; < 0: 0 on CPU, 5 ms on GPU
+
+
+def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
+    """The Whisper engine the config asks for, on its resolved device."""
+    engine = resolve_engine(config.asr_engine, config.device)
+    device = resolve_device(config.device, config.compute_type, engine)
+    path = resolve_whisper_model(config.asr_model)
+    log.info("loading Whisper %s from %s with %s on %s/%s", config.asr_model, path, engine, device, device.compute_type)
+    if engine == "transformers":
+        from .whisper_torch import TorchWhisperBackend
+
+        backend = TorchWhisperBackend.load(path, device=str(device), compute_type=device.compute_type)
+    else:
+        from .whisper_ct2 import CTranslate2Backend
+
+        backend = CTranslate2Backend(str(path), device=str(device), compute_type=device.compute_type,
+                                     cpu_threads=config.cpu_threads)
+    return WhisperEngine(backend, path, name=config.asr_model), device
 
 
 @dataclass
@@ -44,30 +76,40 @@ class Engines:
     @classmethod
     def load(cls, config: EngineConfig) -> "Engines":
         """Load every model (blocking: call it from a thread at startup)."""
-        device = resolve_device(config.device, config.compute_type)
-        path = resolve_whisper_model(config.asr_model)
-        log.info("loading Whisper %s from %s on %s/%s", config.asr_model, path, device, device.compute_type)
-        asr = FasterWhisperEngine(
-            str(path), name=config.asr_model, device=str(device),
-            compute_type=device.compute_type, cpu_threads=config.cpu_threads,
-        )
+        asr, device = load_asr_engine(config)
         translators = [load_translator(name) for name in config.translators]
         router = TranslationRouter(translators, speech_to_english=asr.multilingual)
+        on_gpu = device.kind == "cuda"
+        max_batch = config.max_batch or (_GPU_MAX_BATCH if on_gpu else 1)
+        wait_s = config.batch_wait_ms / 1000 if config.batch_wait_ms >= 0 else (_GPU_BATCH_WAIT_S if on_gpu else 0.0)
         return cls(
             config=config,
             asr=asr,
             vad=SileroVadModel(),
             translators=translators,
             router=router,
-            asr_worker=ModelWorker("asr", config.max_pending_requests),
-            mt_worker=ModelWorker("mt", config.max_pending_requests),
+            asr_worker=ModelWorker("asr", config.max_pending_requests, max_batch, wait_s),
+            mt_worker=ModelWorker("mt", config.max_pending_requests, max_batch, wait_s),
             device=f"{device}/{device.compute_type}",
         )
+
+    async def decode(self, audio: np.ndarray, options: DecodeOptions, priority: Priority) -> DecodeResult:
+        """Decode ``audio`` on the ASR worker, batched with other sessions' requests."""
+        return await self.asr_worker.submit(self.asr.decode_batch, DecodeRequest(audio, options), priority)
+
+    async def detect_language(self, audio: np.ndarray, priority: Priority) -> tuple[str, float]:
+        """The spoken language of ``audio`` and its probability."""
+        return await self.asr_worker.submit(self.asr.detect_language_batch, audio, priority)
+
+    async def translate(self, backend: TextTranslator, texts: list[str], source: str, target: str,
+                        priority: Priority = Priority.FINAL) -> list[str]:
+        """Translate ``texts`` on the MT worker, batched with other requests for the same model and pair."""
+        return await self.mt_worker.submit(translate_batch, TranslationRequest(backend, tuple(texts), source, target), priority)
 
     def describe(self) -> dict[str, str]:
         """Model names for the ``ready`` message and ``/readyz``."""
         return {
-            "asr": f"whisper-{self.asr.name} (CTranslate2, {self.device})",
+            "asr": self.asr.describe(),
             "vad": "silero-vad",
             "mt": ", ".join(t.name for t in self.translators) + (", whisper-translate" if self.asr.multilingual else ""),
         }

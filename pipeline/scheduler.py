@@ -1,25 +1,33 @@
-"""Model workers: the only owners of a model's compute.
+"""Model workers: the only owners of a model's compute, batching requests across sessions.
 
-Threads: each ``ModelWorker`` runs one OS thread that executes calls one at a time, highest priority
-first (finals before partials), FIFO within a priority. ``run`` is awaited from the event loop; the
-result or exception comes back through an asyncio future set with ``call_soon_threadsafe``. Sessions
-keep at most one request in flight each, so FIFO order is also a fair round-robin across sessions. The
-number of waiting requests is bounded: ``run`` waits for a free slot instead of queueing without limit.
+Each ``ModelWorker`` runs one OS thread. Requests carry a *batch function* (``items -> results``, one
+result per item, in order) and an item; the thread takes the most urgent request (finals before
+partials, FIFO within a priority), then gathers waiting requests with the same batch function, up to
+``max_batch``, waiting at most ``max_wait_s`` for more to arrive, and runs them as one call. Results go
+back to each request's event loop through ``call_soon_threadsafe``. Sessions keep at most one request
+in flight each, so FIFO order is also a fair round-robin across sessions. The number of waiting
+requests is bounded: ``submit`` waits for a free slot instead of queueing without limit.
+
+``max_batch=1`` (the CPU default) runs requests one at a time; on a GPU, batches of sessions share one
+encoder and decoder pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+BatchFn = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 class Priority(IntEnum):
@@ -31,25 +39,32 @@ class Priority(IntEnum):
 class _Request:
     priority: int
     seq: int
-    fn: Callable[[], Any] = field(compare=False)
+    batch_fn: BatchFn = field(compare=False)
+    item: Any = field(compare=False)
     future: asyncio.Future = field(compare=False)
     loop: asyncio.AbstractEventLoop = field(compare=False)
 
 
-_STOP = _Request(priority=-1, seq=-1, fn=lambda: None, future=None, loop=None)  # type: ignore[arg-type]
+def _call_each(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    return [call() for call in calls]
 
 
 class ModelWorker:
-    """One thread serving calls into one shared model."""
+    """One thread serving (batched) calls into one shared model."""
 
-    def __init__(self, name: str, max_pending: int = 256) -> None:
+    def __init__(self, name: str, max_pending: int = 256, max_batch: int = 1, max_wait_s: float = 0.0) -> None:
         self.name = name
-        self._queue: queue.PriorityQueue[_Request] = queue.PriorityQueue()
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self._waiting: list[_Request] = []
+        self._ready = threading.Condition()
+        self._stopping = False
         self._async_slots: asyncio.Semaphore | None = None
         self._max_pending = max_pending
         self._seq = itertools.count()
         self.busy_seconds = 0.0
         self.restarts = 0
+        self.batch_sizes: Counter[int] = Counter()  # batch size -> batches run
         self._thread = self._start()
 
     def _start(self) -> threading.Thread:
@@ -59,50 +74,98 @@ class ModelWorker:
 
     @property
     def pending(self) -> int:
-        """Requests waiting or running."""
-        return self._queue.qsize()
+        """Requests waiting to run."""
+        return len(self._waiting)
 
-    async def run(self, fn: Callable[..., T], *args: Any, priority: Priority = Priority.PARTIAL) -> T:
-        """Run ``fn(*args)`` on the worker thread; cancelling the await drops a request not yet started."""
+    async def submit(self, batch_fn: Callable[[Sequence[T]], Sequence[R]], item: T,
+                     priority: Priority = Priority.PARTIAL) -> R:
+        """Run ``item`` through ``batch_fn`` on the worker thread, batched with other requests for the same
+        function; cancelling the await drops a request not yet started."""
         if self._async_slots is None:
             self._async_slots = asyncio.Semaphore(self._max_pending)
         async with self._async_slots:
             if not self._thread.is_alive():  # a dead worker is replaced, and the queue goes on
                 self.restarts += 1
+                self._stopping = False
                 self._thread = self._start()
             loop = asyncio.get_running_loop()
-            future: asyncio.Future[T] = loop.create_future()
-            self._queue.put(_Request(int(priority), next(self._seq), lambda: fn(*args), future, loop))
+            future: asyncio.Future[R] = loop.create_future()
+            with self._ready:
+                self._waiting.append(_Request(int(priority), next(self._seq), batch_fn, item, future, loop))
+                self._ready.notify()
             return await future
+
+    async def run(self, fn: Callable[..., T], *args: Any, priority: Priority = Priority.PARTIAL) -> T:
+        """Run ``fn(*args)`` on the worker thread (not batched with anything)."""
+        return await self.submit(_call_each, lambda: fn(*args), priority)
 
     def close(self) -> None:
         """Stop the thread after the requests already queued."""
-        self._queue.put(_STOP)
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
         self._thread.join(timeout=30)
 
+    def _take_batch(self) -> list[_Request] | None:
+        with self._ready:
+            while not self._waiting:
+                if self._stopping:
+                    return None
+                self._ready.wait()
+            batch_fn = min(self._waiting).batch_fn
+            room = 1 if batch_fn is _call_each else self.max_batch
+            batch = self._gather(batch_fn, room)
+            deadline = time.monotonic() + self.max_wait_s
+            while batch and len(batch) < room and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.wait(left)
+                batch += self._gather(batch_fn, room - len(batch))
+            return batch
+
+    def _gather(self, batch_fn: BatchFn, room: int) -> list[_Request]:
+        """Remove from the queue up to ``room`` live requests for ``batch_fn``, most urgent first (and
+        every cancelled request)."""
+        self._waiting = [r for r in self._waiting if not r.future.cancelled()]
+        taken = sorted(r for r in self._waiting if r.batch_fn == batch_fn)[:room]
+        for request in taken:
+            self._waiting.remove(request)
+        return taken
+
     def _serve(self) -> None:
-        while True:
-            request = self._queue.get()
-            if request is _STOP:
-                return
-            if request.future.cancelled():
+        while (batch := self._take_batch()) is not None:
+            if not batch:
                 continue
             started = time.perf_counter()
             try:
-                result = request.fn()
-            except BaseException as exc:  # delivered to the awaiting session
-                request.loop.call_soon_threadsafe(_set_exception, request.future, exc)
-            else:
-                request.loop.call_soon_threadsafe(_set_result, request.future, result)
+                self._run_batch(batch)
             finally:
                 self.busy_seconds += time.perf_counter() - started
+                self.batch_sizes[len(batch)] += 1
+
+    def _run_batch(self, batch: list[_Request]) -> None:
+        try:
+            results = batch[0].batch_fn([request.item for request in batch])
+        except BaseException as exc:
+            if len(batch) == 1:
+                _deliver(batch[0], exception=exc)
+            else:  # one bad item must not fail the others: run each alone to find out whose it is
+                for request in batch:
+                    self._run_batch([request])
+            return
+        for request, result in zip(batch, results, strict=True):
+            _deliver(request, result=result)
 
 
-def _set_result(future: asyncio.Future, result: Any) -> None:
-    if not future.done():
+def _deliver(request: _Request, result: Any = None, exception: BaseException | None = None) -> None:
+    request.loop.call_soon_threadsafe(_settle, request.future, result, exception)
+
+
+def _settle(future: asyncio.Future, result: Any, exception: BaseException | None) -> None:
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
         future.set_result(result)
-
-
-def _set_exception(future: asyncio.Future, exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

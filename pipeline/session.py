@@ -224,9 +224,7 @@ class Session:
         own_audio = action.audio[action.offset :]
         if self._utt_language is None and self._cfg.source_language == AUTO \
                 and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
-            self._utt_language, _ = await self._engines.asr_worker.run(
-                self._engines.asr.detect_language, own_audio, priority=priority
-            )
+            self._utt_language, _ = await self._engines.detect_language(own_audio, priority)
         options = DecodeOptions(
             language=self._language(),
             beam_size=self._cfg.final_beam_size if final else self._cfg.partial_beam_size,
@@ -236,7 +234,7 @@ class Session:
             context=(self._context or None) if self._cfg.use_context else None,
         )
         started = time.perf_counter()
-        result = await self._engines.asr_worker.run(self._engines.asr.decode, audio, options, priority=priority)
+        result = await self._engines.decode(audio, options, priority)
         self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
         if final:  # the utterance's own text, without the context's
             result = replace(result, text=result.continuation)

@@ -32,12 +32,10 @@ async def run_route(
                 if audio is None:
                     raise BadAudioError("speech translation needs the segment's audio")
                 options = DecodeOptions(language=leg.source, task="translate", beam_size=beam_size)
-                result = await engines.asr_worker.run(engines.asr.decode, audio, options, priority=Priority.FINAL)
+                result = await engines.decode(audio, options, Priority.FINAL)
                 done[key] = result.text
             else:
-                translated = await engines.mt_worker.run(
-                    leg.backend.translate, [text], leg.source, leg.target, priority=Priority.FINAL
-                )
+                translated = await engines.translate(leg.backend, [text], leg.source, leg.target)
                 done[key] = translated[0]
         text = done[key]
     return text

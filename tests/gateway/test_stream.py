@@ -201,10 +201,13 @@ async def test_internal_fault_is_isolated(engines, base_settings, dev_long):
         def supports_language(self, code):
             return engines.asr.supports_language(code)
 
-        def decode(self, audio, options):
+        def describe(self):
+            return "broken"
+
+        def decode_batch(self, requests):
             raise RuntimeError("simulated model crash")
 
-        detect_language = decode
+        detect_language_batch = decode_batch
 
     broken = replace(engines, asr=BrokenAsr())
     async with run_server(replace(base_settings, port=free_port()), broken) as srv:

@@ -43,3 +43,56 @@ async def test_a_dead_worker_thread_is_restarted():
     assert await worker.run(lambda: "still serving") == "still serving"
     assert worker.restarts == 1
     worker.close()
+
+
+async def test_waiting_requests_for_one_batch_function_run_as_one_batch_finals_first():
+    worker = ModelWorker("test", max_batch=3)
+    gate = threading.Event()
+    batches: list[list[str]] = []
+
+    def double(items):
+        batches.append(list(items))
+        return [item * 2 for item in items]
+
+    blocker = asyncio.create_task(worker.run(gate.wait))
+    await asyncio.sleep(0.05)
+    requests = [("p1", Priority.PARTIAL), ("p2", Priority.PARTIAL), ("f1", Priority.FINAL), ("p3", Priority.PARTIAL)]
+    tasks = [asyncio.create_task(worker.submit(double, name, priority)) for name, priority in requests]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(blocker, *tasks)
+    assert results[1:] == ["p1p1", "p2p2", "f1f1", "p3p3"]  # each caller gets its own result
+    assert batches == [["f1", "p1", "p2"], ["p3"]]
+    assert worker.batch_sizes == {1: 2, 3: 1}  # the blocker, the batch of three, the rest
+    worker.close()
+
+
+async def test_a_batch_waits_up_to_max_wait_for_company():
+    worker = ModelWorker("test", max_batch=4, max_wait_s=0.3)
+    batches: list[list[int]] = []
+
+    def record(items):
+        batches.append(list(items))
+        return list(items)
+
+    first = asyncio.create_task(worker.submit(record, 1))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(worker.submit(record, 2))
+    assert await asyncio.gather(first, second) == [1, 2]
+    assert batches == [[1, 2]]
+    worker.close()
+
+
+async def test_a_failing_item_fails_only_its_own_request_in_a_batch():
+    worker = ModelWorker("test", max_batch=4, max_wait_s=0.2)
+
+    def check(items):
+        if any(item < 0 for item in items):
+            raise ValueError(f"negative item in {list(items)}")
+        return [item + 1 for item in items]
+
+    tasks = [asyncio.create_task(worker.submit(check, item)) for item in (1, -1, 2)]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results[0] == 2 and results[2] == 3
+    assert isinstance(results[1], ValueError)
+    worker.close()

@@ -1,0 +1,76 @@
+"""Whisper on CTranslate2 (faster-whisper's runtime): CPU, or CUDA 12 GPUs.
+
+CTranslate2 batches the encoder freely, but its ``generate`` requires every prompt of a batch to put
+<|startoftranscript|> at the same index and to have the same length; requests are grouped by that
+shape and each group is one ``generate`` call on the rows of the shared encoder output.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .asr import Generation, Prompt
+
+
+class CTranslate2Backend:
+    kind = "CTranslate2"
+
+    def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0) -> None:
+        import ctranslate2
+
+        device_type, _, index = device.partition(":")
+        self._model = ctranslate2.models.Whisper(
+            model_dir, device=device_type, device_index=int(index or 0),
+            compute_type=compute_type, intra_threads=cpu_threads,
+        )
+        self.device = f"{device}/{compute_type}"
+        self.multilingual = bool(self._model.is_multilingual)
+        self.n_mels = int(self._model.n_mels)
+
+    def encode(self, features: np.ndarray) -> Any:
+        import ctranslate2
+
+        return self._model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
+
+    def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[tuple[str, float]]:
+        results = self._model.detect_language(self._rows(encoded, rows))
+        return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in results]
+
+    def generate(self, encoded: Any, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
+                 temperature: float, max_length: int) -> list[Generation]:
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, prompt in enumerate(prompts):
+            groups[(prompt.sot_index, len(prompt.tokens))].append(i)
+        sampling = {"beam_size": beam_size} if temperature == 0 else {
+            "beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature,
+        }
+        out: list[Generation | None] = [None] * len(prompts)
+        for members in groups.values():
+            results = self._model.generate(
+                self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
+                max_length=max_length, return_scores=True, return_no_speech_prob=True,
+                suppress_blank=True, suppress_tokens=[-1], **sampling,
+            )
+            for i, result in zip(members, results):
+                tokens = result.sequences_ids[0]
+                avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+                out[i] = Generation(tokens, avg_logprob, result.no_speech_prob)
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _rows(encoded: Any, rows: Sequence[int]) -> Any:
+        """The encoder output of ``rows`` (the whole batch when they are all of it, in order)."""
+        import ctranslate2
+
+        if list(rows) == list(range(encoded.shape[0])):
+            return encoded
+        if encoded.device == "cpu":
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[list(rows)]))
+        import torch  # CUDA: gather through torch's view of the same device memory
+
+        index = torch.as_tensor(list(rows), device=f"cuda:{encoded.device_index}")
+        return ctranslate2.StorageView.from_array(torch.as_tensor(encoded, device=f"cuda:{encoded.device_index}")[index].contiguous())

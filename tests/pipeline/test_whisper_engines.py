@@ -1,0 +1,114 @@
+"""Both Whisper engines on the same real weights, the CTranslate2 → transformers converter, and
+batching across sessions (issue 7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bench.wer import wer
+from pipeline import EngineConfig, Engines, SessionConfig
+from pipeline.models import resolve_whisper_model
+from pipeline.whisper_convert import ConversionError, convert, read_ct2_variables
+from tests.conftest import to_s16
+from tests.pipeline.test_session import finals, run
+
+
+def test_converted_model_computes_what_ctranslate2_computes(tmp_path, dev_long):
+    """A transformers folder written by the converter: its encoder output on real speech equals
+    CTranslate2's (float32) on the same weights."""
+    import ctranslate2
+    import torch
+    from faster_whisper.feature_extractor import FeatureExtractor
+    from transformers import WhisperForConditionalGeneration
+
+    source = resolve_whisper_model("tiny.en")
+    out = convert(source, tmp_path / "tiny.en-hf")
+    assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    model = WhisperForConditionalGeneration.from_pretrained(out).eval()
+    features = FeatureExtractor()(dev_long[0][: 16000 * 30])[:, :3000][None].astype(np.float32)
+    with torch.inference_mode():
+        ours = model.model.encoder(torch.from_numpy(features)).last_hidden_state.numpy()
+    reference = np.asarray(ctranslate2.models.Whisper(str(source), compute_type="float32").encode(
+        ctranslate2.StorageView.from_array(features)))
+    assert np.abs(ours - reference).max() <= 1e-3 * np.abs(reference).max()
+
+
+def test_a_file_that_is_not_a_ctranslate2_whisper_model_is_refused(tmp_path):
+    bogus = tmp_path / "model.bin"
+    bogus.write_bytes(b"\x06\x00\x00\x00" + b"not a model" * 10)
+    with pytest.raises(ConversionError):
+        read_ct2_variables(bogus)
+
+
+async def _stream_wer(engines: Engines, audio: np.ndarray, reference: str) -> tuple[float, list[str]]:
+    events = await run(engines, to_s16(audio), SessionConfig(source_language="en", partials=False))
+    texts = [e.text for e in finals(events)]
+    return wer(reference, " ".join(texts)), texts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["tiny.en", "base"])
+async def test_torch_engine_matches_ctranslate2_on_converted_weights(model, dev_long):
+    """Streaming en-dev-long (finals only) with the transformers engine on the converted CTranslate2
+    weights gives a WER within 5 % relative of the CTranslate2 engine (both float32 on the CPU)."""
+    audio, meta = dev_long
+    reference = " ".join(u["text"] for u in meta["utterances"])
+    results = {}
+    for engine in ("ctranslate2", "transformers"):
+        engines = await asyncio.to_thread(Engines.load, EngineConfig(
+            asr_model=model, asr_engine=engine, device="cpu", compute_type="float32", translators=()))
+        try:
+            assert engines.asr.backend.kind == {"ctranslate2": "CTranslate2", "transformers": "transformers"}[engine]
+            results[engine] = await _stream_wer(engines, audio, reference)
+        finally:
+            engines.close()
+    ct2_wer, torch_wer = results["ctranslate2"][0], results["transformers"][0]
+    print(f"\n{model}: CTranslate2 WER {ct2_wer:.4f}, transformers WER {torch_wer:.4f}")
+    assert torch_wer <= ct2_wer * 1.05
+    assert len(results["transformers"][1]) == len(results["ctranslate2"][1])
+
+
+def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
+    """One batched call (left-padded prompts, mixed beam sizes and prefixes) gives each request what
+    it gets alone."""
+    from pipeline.asr import DecodeOptions, DecodeRequest
+    from pipeline.engines import load_asr_engine
+
+    audio, meta = dev_long
+    engine, _ = load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine="transformers", device="cpu"))
+    clips = [audio[int(u["start"] * 16000): int(u["end"] * 16000) + 4000] for u in meta["utterances"][:4]]
+    options = [DecodeOptions(language="en", beam_size=5),
+               DecodeOptions(language="en", beam_size=1, context="Press one to mute yourself."),
+               DecodeOptions(language="en", beam_size=5, prefix="Press", context="Hello."),
+               DecodeOptions(language="en", beam_size=5, temperature_fallback=True)]
+    requests = [DecodeRequest(clip, option) for clip, option in zip(clips, options)]
+    alone = [engine.decode(r.audio, r.options).text for r in requests]
+    together = [result.text for result in engine.decode_batch(requests)]
+    assert together == alone
+    assert all(alone) and alone[2].startswith("Press")
+
+
+async def test_batched_sessions_give_the_same_finals_as_unbatched(engines, dev_long):
+    """Three concurrent sessions on a worker that batches (up to 4, waiting 50 ms) finalise exactly
+    what they finalise one request at a time."""
+    audio, _ = dev_long
+    clips = [to_s16(audio[16000 * start: 16000 * (start + 40)]) for start in (0, 60, 120)]
+    config = SessionConfig(source_language="en", targets=("pt",))
+
+    async def together(shared: Engines) -> list[list[str]]:
+        runs = await asyncio.gather(*(run(shared, clip, config) for clip in clips))
+        return [[e.text for e in finals(events)] for events in runs]
+
+    unbatched = await together(engines)
+    batching = await asyncio.to_thread(Engines.load, EngineConfig(asr_model="base", max_batch=4, batch_wait_ms=50))
+    try:
+        batched = await together(batching)
+        assert max(batching.asr_worker.batch_sizes) > 1, "no batch formed"
+        assert max(batching.mt_worker.batch_sizes) >= 1
+    finally:
+        batching.close()
+    assert batched == unbatched
+    assert all(len(texts) >= 4 for texts in unbatched)
