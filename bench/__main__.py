@@ -213,14 +213,17 @@ async def command_sweep(args) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("run", "sweep", "offline", "pipeline"):
+    for name in ("run", "sweep", "offline", "pipeline", "batching"):
         s = sub.add_parser(name)
         s.add_argument("--file", type=Path, default=DEFAULT_DATA, help="recording (a .json with utterances beside it)")
         s.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
         s.add_argument("--model", default="base")
         s.add_argument("--targets", type=lambda v: [t for t in v.split(",") if t], default=["pt"])
         s.add_argument("--out", type=Path, default=Path("bench/results"))
-        if name not in ("offline", "pipeline"):
+        if name == "batching":
+            s.add_argument("--engine", default="auto", help="ASR engine: auto, ctranslate2, transformers")
+            s.add_argument("--device", default="cpu")
+        if name not in ("offline", "pipeline", "batching"):
             s.add_argument("--spawn", action="store_true", help="start the gateway (else use --url)")
             s.add_argument("--url", default="wss://localhost:8443/v1/stream")
             s.add_argument("--cafile")
@@ -245,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "offline":
         report = offline_reference(args.file, args.model, args.seconds, args.targets)
         print(json.dumps(report, indent=1))
+    elif args.command == "batching":
+        from .batching_bench import run as batching_run
+
+        report = batching_run(args.file, args.model, args.engine, args.device)
+        report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run
 

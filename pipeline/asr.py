@@ -171,17 +171,30 @@ class WhisperEngine:
         return self.decode_batch([DecodeRequest(audio, options)])[0]
 
     def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
-        """Decode several requests with one encoder pass and batched decoding; results in request order."""
+        """Decode several requests with batched encoder passes and decoding; results in request order.
+
+        Full-window requests (finals) and fitted-window ones (partials) are encoded apart: padding a
+        few seconds of partial audio to a final's 30 s would cost more than a second encoder call."""
+        by_window: dict[bool, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            by_window[request.options.full_window].append(i)
+        results: list[DecodeResult | None] = [None] * len(requests)
+        for rows in by_window.values():
+            for row, result in zip(rows, self._decode_same_window([requests[i] for i in rows]), strict=True):
+                results[row] = result
+        return results  # type: ignore[return-value]
+
+    def _decode_same_window(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
         encoded = self._encode([(r.audio, r.options.full_window) for r in requests])
         detect = [i for i, r in enumerate(requests) if r.options.language is None and self.multilingual]
-        detected = dict(zip(detect, self.backend.detect_language(encoded, detect) if detect else []))
+        detected = dict(zip(detect, self.backend.detect_language(encoded, detect) if detect else [], strict=True))
         plans = [self._plan(r, *detected.get(i, (r.options.language or "en", 1.0))) for i, r in enumerate(requests)]
         generations = self._generate(encoded, plans)
-        return [self._result(plan, generation) for plan, generation in zip(plans, generations)]
+        return [self._result(plan, generation) for plan, generation in zip(plans, generations, strict=True)]
 
     def _encode(self, items: Sequence[tuple[np.ndarray, bool]]) -> Any:
         features = [self._features(audio) for audio, _ in items]
-        frames = max(self._window_frames(f.shape[-1], full) for f, (_, full) in zip(features, items))
+        frames = max(self._window_frames(f.shape[-1], full) for f, (_, full) in zip(features, items, strict=True))
         batch = np.zeros((len(items), self.backend.n_mels, frames), np.float32)
         for row, feature in enumerate(features):
             used = min(frames, feature.shape[-1])
@@ -227,7 +240,7 @@ class WhisperEngine:
                     encoded, rows, [plans[r].prompt for r in rows], beam_size=beam_size,
                     temperature=temperature, max_length=max(plans[r].max_length for r in rows),
                 )
-                for row, generation in zip(rows, generations):
+                for row, generation in zip(rows, generations, strict=True):
                     plan = plans[row]
                     # A batch decodes to its longest request's limit; each keeps to its own.
                     keep = plan.max_length - plan.prompt.prefix_start

@@ -54,16 +54,16 @@ def cuda_device_count(engine: str = "ctranslate2") -> int:
 
 
 def resolve_engine(engine: str, device: str) -> str:
-    """``auto``: CTranslate2 wherever it can run the requested device, else transformers/torch (a GPU
-    that torch sees but CTranslate2's CUDA 12 libraries cannot serve)."""
+    """``auto``: CTranslate2 wherever it can run the requested device; transformers/torch when
+    CTranslate2 sees a GPU but cannot load its CUDA 12 libraries and torch can use that GPU. (torch is
+    not imported otherwise: on a CPU machine it would only cost memory.)"""
     if engine in ("ctranslate2", "transformers"):
         return engine
     if engine != "auto":
         raise DeviceError(f"unknown ASR engine {engine!r}; use auto, ctranslate2 or transformers")
-    if device.startswith("cpu"):
+    if device.startswith("cpu") or cuda_device_count() == 0:
         return "ctranslate2"
-    ct2_ready = cuda_device_count() > 0 and not _missing_cuda_libraries()
-    if not ct2_ready and cuda_device_count("transformers") > 0:
+    if _missing_cuda_libraries() and cuda_device_count("transformers") > 0:
         return "transformers"
     return "ctranslate2"
 

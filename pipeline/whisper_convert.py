@@ -140,7 +140,7 @@ def _norm(out: dict, prefix: str, variables: dict, source: str) -> None:
 def _split_projections(out: dict, prefix: str, variables: dict, source: str, names: tuple[str, ...]) -> None:
     weights = np.split(variables[f"{source}/weight"], len(names))
     biases = np.split(variables[f"{source}/bias"], len(names))
-    for name, weight, bias in zip(names, weights, biases):
+    for name, weight, bias in zip(names, weights, biases, strict=True):
         out[f"{prefix}.{name}.weight"] = weight
         if name != "k_proj":  # Whisper's key projections have no bias (CTranslate2 stores zeros)
             out[f"{prefix}.{name}.bias"] = bias

@@ -55,7 +55,7 @@ class CTranslate2Backend:
                 max_length=max_length, return_scores=True, return_no_speech_prob=True,
                 suppress_blank=True, suppress_tokens=[-1], **sampling,
             )
-            for i, result in zip(members, results):
+            for i, result in zip(members, results, strict=True):
                 tokens = result.sequences_ids[0]
                 avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
                 out[i] = Generation(tokens, avg_logprob, result.no_speech_prob)

@@ -2,10 +2,12 @@
 
 Loads a transformers Whisper folder, or a CTranslate2 one converted in memory (``whisper_convert``).
 The encoder runs on windows shorter than 30 s too (transformers' own forward refuses them), so it is
-driven layer by layer here. Decoding is openai-whisper's beam search (a beam ends at <|endoftext|>;
-the search stops once ``beam_size`` hypotheses have ended; the best by sum of log-probabilities over
-length wins), greedy when ``beam_size`` is 1, sampling above temperature 0, batched over requests
-with a KV cache. Prompts of different lengths are left-padded with a mask and per-row positions.
+driven layer by layer here. Decoding follows CTranslate2's beam search so that both engines give the
+same text on the same weights: 2k candidates per step, an <|endoftext|> among the top k ends that
+hypothesis, the search stops once k have ended, the winner is the best log-probability per token with
+the forced prefix counted in both; blank and end-of-text are masked at the first step after the
+prefix. Greedy when ``beam_size`` is 1, sampling above temperature 0, batched over requests with a KV
+cache; prompts of different lengths are left-padded with a mask and per-row positions.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ def load_transformers_whisper(model_dir: Path):
     return WhisperForConditionalGeneration.from_pretrained(model_dir, attn_implementation="sdpa")
 
 
+def _dtype_name(compute_type: str, device: str) -> str:
+    name = _DTYPES.get(compute_type, "invalid")
+    if name == "invalid":
+        raise ValueError(f"compute type {compute_type!r} does not suit the transformers engine; "
+                         "use float32, float16, bfloat16 or auto")
+    return name or ("float32" if device.startswith("cpu") else "float16")
+
+
 def _suppressed_ids(model_dir: Path, model) -> tuple[list[int], list[int]]:
     """Tokens never generated, and tokens not generated first (CTranslate2's config, else transformers')."""
     ct2_config = model_dir / "config.json"
@@ -53,12 +63,7 @@ class TorchWhisperBackend:
         import torch
         from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
-        dtype_name = _DTYPES.get(compute_type, "invalid")
-        if dtype_name == "invalid":
-            raise ValueError(f"compute type {compute_type!r} does not suit the transformers engine; "
-                             "use float32, float16, bfloat16 or auto")
-        if dtype_name is None:
-            dtype_name = "float32" if device.startswith("cpu") else "float16"
+        dtype_name = _dtype_name(compute_type, device)
         self.torch = torch
         self.dtype = getattr(torch, dtype_name)
         self.device = f"{device}/{dtype_name}"
@@ -82,6 +87,7 @@ class TorchWhisperBackend:
     def load(cls, model_dir: str | Path, device: str = "cpu", compute_type: str = "auto") -> "TorchWhisperBackend":
         """From a transformers Whisper folder or a CTranslate2 one (converted in memory)."""
         path = Path(model_dir)
+        _dtype_name(compute_type, device)  # refuse a bad compute type before loading anything
         model = load_transformers_whisper(path)
         suppress, suppress_begin = _suppressed_ids(path, model)
         return cls(model, path / "tokenizer.json", device, compute_type, suppress, suppress_begin)
@@ -135,7 +141,7 @@ class TorchWhisperBackend:
                                         encoded[rows_t], self._new_cache())
             probs = self._logits(hidden[:, -1])[:, self._language_ids].softmax(-1)
             best = probs.max(-1)
-        return [(self._language_codes[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
+        return [(self._language_codes[int(i)], float(p)) for p, i in zip(best.values, best.indices, strict=True)]
 
     def generate(self, encoded, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
                  temperature: float, max_length: int) -> list[Generation]:
@@ -204,7 +210,7 @@ class _BeamSearch:
         cache = b._new_cache()
         hidden = b._decoder_step(tokens, (real.long().cumsum(-1) - 1).clamp(min=0), real, self.encoded, cache)
         offsets = [width - len(p.tokens) for p in self.prompts]
-        sot_rows = torch.tensor([offset + p.sot_index for offset, p in zip(offsets, self.prompts)], device=b._device)
+        sot_rows = torch.tensor([offset + p.sot_index for offset, p in zip(offsets, self.prompts, strict=True)], device=b._device)
         no_speech = b._logits(hidden[torch.arange(n, device=b._device), sot_rows]).softmax(-1)[:, b._no_speech]
         prefix_scores = self._prefix_scores(hidden, offsets)
         self.prefix_lengths = [len(p.tokens) - p.prefix_start for p in self.prompts]
@@ -222,7 +228,7 @@ class _BeamSearch:
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]
         for step in range(max(1, self.max_length - width)):
             order, next_tokens, new_sums, seqs = self._advance(sums.reshape(-1), logprobs, seqs, finished)
-            alive = list(zip(new_sums, seqs))
+            alive = list(zip(new_sums, seqs, strict=True))
             if all(len(f) >= k for f in finished) or step == self.max_length - width - 1:
                 break
             order_t = torch.tensor(order, device=b._device)
@@ -244,7 +250,7 @@ class _BeamSearch:
         for i, request_finished in enumerate(finished):
             alive = 0
             if len(request_finished) < k:
-                for rank, (score, index) in enumerate(zip(values[i], indices[i])):
+                for rank, (score, index) in enumerate(zip(values[i], indices[i], strict=True)):
                     if score == -float("inf"):
                         break
                     row, token = i * k + index // vocab, index % vocab

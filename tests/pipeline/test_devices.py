@@ -19,3 +19,29 @@ def test_unusable_cuda_says_what_is_missing():
         resolve_device("cuda:0")
     with pytest.raises(DeviceError, match="unknown device"):
         resolve_device("tpu")
+
+
+def test_engine_choice_and_its_compute_types():
+    from pipeline.devices import resolve_engine
+
+    assert resolve_engine("auto", "cpu") == "ctranslate2"
+    assert resolve_engine("transformers", "cpu") == "transformers"
+    assert resolve_device("cpu", "auto", "transformers").compute_type == "float32"
+    with pytest.raises(DeviceError, match="unknown ASR engine"):
+        resolve_engine("onnx", "cpu")
+
+
+def test_cuda_for_the_torch_engine_without_a_gpu_says_so():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here: the error path cannot be shown")
+    with pytest.raises(DeviceError, match="transformers sees no GPU"):
+        resolve_device("cuda", "auto", "transformers")
+
+
+def test_torch_engine_refuses_a_compute_type_it_cannot_run():
+    from pipeline.engines import EngineConfig, load_asr_engine
+
+    with pytest.raises(ValueError, match="does not suit the transformers engine"):
+        load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine="transformers", device="cpu", compute_type="int8"))

@@ -119,3 +119,27 @@ def test_ctranslate2_backend_matches_transformers(tiny_marian, tmp_path):
     assert fast.family == "marian" and fast.supports("en", "xx")
     texts = ["good morning everyone", "press one to list users"]
     assert fast.translate(texts, "en", "xx") == reference.translate(texts, "en", "xx")
+
+
+def test_translation_requests_from_many_sessions_share_one_call_per_pair(bergamot):
+    from pipeline.translation.batching import TranslationRequest, translate_batch
+
+    calls: list[tuple[str, str, int]] = []
+
+    class Counting:  # the real model, with its calls counted
+        name = bergamot.name
+
+        def supports(self, source, target):
+            return bergamot.supports(source, target)
+
+        def translate(self, texts, source, target):
+            calls.append((source, target, len(texts)))
+            return bergamot.translate(texts, source, target)
+
+    model = Counting()
+    requests = [TranslationRequest(model, ("Good morning.",), "en", "pt"),
+                TranslationRequest(model, ("Bom dia.",), "pt", "en"),
+                TranslationRequest(model, ("Thank you.", "Goodbye."), "en", "pt")]
+    results = translate_batch(requests)
+    assert sorted(calls) == [("en", "pt", 3), ("pt", "en", 1)]
+    assert results == [bergamot.translate(list(r.texts), r.source, r.target) for r in requests]

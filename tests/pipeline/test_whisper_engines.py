@@ -84,7 +84,7 @@ def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
                DecodeOptions(language="en", beam_size=1, context="Press one to mute yourself."),
                DecodeOptions(language="en", beam_size=5, prefix="Press", context="Hello."),
                DecodeOptions(language="en", beam_size=5, temperature_fallback=True)]
-    requests = [DecodeRequest(clip, option) for clip, option in zip(clips, options)]
+    requests = [DecodeRequest(clip, option) for clip, option in zip(clips, options, strict=True)]
     alone = [engine.decode(r.audio, r.options).text for r in requests]
     together = [result.text for result in engine.decode_batch(requests)]
     assert together == alone
