@@ -241,10 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu_check.add_arguments(sub.add_parser("gpu", help="GPU check: torch engine, agreement, streams per GPU"))
     args = p.parse_args(argv)
     if args.command == "gpu":
-        report = gpu_check.run(args)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str))
-        return 0
+        return gpu_check.main(argv[1:] if argv else sys.argv[2:])
     if args.command == "offline":
         report = offline_reference(args.file, args.model, args.seconds, args.targets)
         print(json.dumps(report, indent=1))

@@ -1,10 +1,15 @@
 """GPU check: the torch Whisper engine on random weights, CPU/GPU agreement, and streams per GPU.
 
-Needs no network and no model files (random weights; the tokenizer of the packaged Whisper base).
-One run fits in about 5 minutes of a lent GPU:
+Needs no network and no model files (random weights; Whisper's multilingual tokenizer from
+``bench/assets``). One run fits in about 5 minutes of a lent GPU:
 
     python -m bench gpu                       # large-v3-turbo and base shapes, on cuda
     python -m bench gpu --smoke               # a tiny shape on the CPU, seconds (used by the tests)
+
+On a bare GPU image that has torch, transformers and tokenizers but not this project's other
+dependencies, ``bash bench/gpu_check_wheels.sh`` (here, with network) puts the two missing wheels
+(soxr, faster-whisper) in ``.whl/`` and prints the one command to run there: ``python3 -m
+bench.gpu_check``, which needs nothing else of the project's dependencies.
 
 1. Agreement: a small random Whisper on the CPU (float32) and on the device (float32, then the serving
    dtype): encoder outputs and greedy tokens of the same input.
@@ -44,10 +49,30 @@ SHAPES = {  # WhisperConfig fields of the real checkpoints (random weights here)
 UTTERANCE_S = 5.0
 
 
-def _tokenizer_file() -> Path:
-    from pipeline.models import resolve_whisper_model
+TOKENIZER = Path(__file__).parent / "assets" / "whisper-multilingual-tokenizer.json"  # Whisper base's (MIT)
 
-    return resolve_whisper_model("base") / "tokenizer.json"
+
+def _tokenizer_file() -> Path:
+    return TOKENIZER
+
+
+def _faster_whisper_without_runtime() -> None:
+    """Make ``faster_whisper.feature_extractor`` and ``.tokenizer`` (numpy and tokenizers only)
+    importable where faster-whisper's runtime dependencies (CTranslate2, PyAV) are not installed: its
+    package ``__init__`` imports them, its two modules used here do not."""
+    import importlib.util
+    import sys
+    import types
+
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        spec = importlib.util.find_spec("faster_whisper")
+        if spec is None:
+            raise
+        package = types.ModuleType("faster_whisper")
+        package.__path__ = list(spec.submodule_search_locations or [])
+        sys.modules["faster_whisper"] = package
 
 
 def random_whisper(shape: str, device: str, dtype: str, seed: int = 0):
@@ -64,11 +89,12 @@ def random_whisper(shape: str, device: str, dtype: str, seed: int = 0):
 
 
 def engine_for(model, device: str, compute_type: str):
+    _faster_whisper_without_runtime()
     from pipeline.asr import WhisperEngine
     from pipeline.whisper_torch import TorchWhisperBackend
 
     backend = TorchWhisperBackend(model, _tokenizer_file(), device=device, compute_type=compute_type)
-    return WhisperEngine(backend, _tokenizer_file().parent, name="random", max_tokens_per_second=3.0,
+    return WhisperEngine(backend, _tokenizer_file(), name="random", max_tokens_per_second=3.0,
                          no_speech_threshold=2.0)  # never drop text: random weights have no notion of silence
 
 
@@ -240,3 +266,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--limit", type=float, default=1.0, help="p90 update latency bound (s)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.gpu_check`` (needs only torch, transformers, tokenizers, numpy, soxr and
+    faster-whisper's files; ``python -m bench gpu`` is the same with the whole project installed)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    report = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu-check.json").write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 
+from pipeline.memory import release_free_memory
+
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives every thread that allocates its own malloc arena; with model worker threads and the
@@ -19,11 +21,8 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 async def trim_memory_periodically(interval_s: float = 30.0) -> None:
-    """Hand freed heap memory back to the OS now and then (glibc keeps transient peaks otherwise)."""
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
+    """Hand freed heap memory back to the OS now and then (the ASR worker also does after each batch;
+    this catches what the rest of the process frees)."""
     while True:
         await asyncio.sleep(interval_s)
-        await asyncio.to_thread(trim, 0)
+        await asyncio.to_thread(release_free_memory)

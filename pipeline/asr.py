@@ -126,7 +126,7 @@ class WhisperEngine:
     def __init__(self, backend: WhisperBackend, model_dir: str | Path, name: str,
                  no_speech_threshold: float = 0.6, window_margin_s: float = 1.0,
                  max_tokens_per_second: float = 12.0) -> None:
-        """``model_dir`` holds ``tokenizer.json``; a decode stops after 16 + ``max_tokens_per_second`` ×
+        """``model_dir`` holds ``tokenizer.json`` (or is that file); a decode stops after 16 + ``max_tokens_per_second`` ×
         audio seconds new tokens (speech has 2-4 per second; runaway loops stop there)."""
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -136,7 +136,10 @@ class WhisperEngine:
         self.backend = backend
         self.multilingual = backend.multilingual
         self._features = FeatureExtractor(feature_size=backend.n_mels)
-        self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        tokenizer_file = Path(model_dir)
+        if tokenizer_file.is_dir():
+            tokenizer_file = tokenizer_file / "tokenizer.json"
+        self._hf_tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_file))
         self._tokenizer_cls = Tokenizer
         self._languages = frozenset(_LANGUAGE_CODES) if self.multilingual else frozenset({"en"})
         self._no_speech_threshold = no_speech_threshold

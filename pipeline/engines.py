@@ -13,6 +13,7 @@ import numpy as np
 
 from .asr import AsrEngine, DecodeOptions, DecodeRequest, DecodeResult, WhisperEngine
 from .devices import Device, resolve_device, resolve_engine
+from .memory import release_free_memory
 from .models import resolve_whisper_model
 from .scheduler import ModelWorker, Priority
 from .translation import TextTranslator, TranslationRouter, load_translator
@@ -88,7 +89,8 @@ class Engines:
             vad=SileroVadModel(),
             translators=translators,
             router=router,
-            asr_worker=ModelWorker("asr", config.max_pending_requests, max_batch, wait_s),
+            asr_worker=ModelWorker("asr", config.max_pending_requests, max_batch, wait_s,
+                                   after_batch=release_free_memory),
             mt_worker=ModelWorker("mt", config.max_pending_requests, max_batch, wait_s),
             device=f"{device}/{device.compute_type}",
         )

@@ -52,8 +52,11 @@ def _call_each(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 class ModelWorker:
     """One thread serving (batched) calls into one shared model."""
 
-    def __init__(self, name: str, max_pending: int = 256, max_batch: int = 1, max_wait_s: float = 0.0) -> None:
+    def __init__(self, name: str, max_pending: int = 256, max_batch: int = 1, max_wait_s: float = 0.0,
+                 after_batch: Callable[[], None] | None = None) -> None:
+        """``after_batch`` runs on the worker thread after every batch (e.g. to release memory)."""
         self.name = name
+        self._after_batch = after_batch
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max(0.0, max_wait_s)
         self._waiting: list[_Request] = []
@@ -140,6 +143,8 @@ class ModelWorker:
             started = time.perf_counter()
             try:
                 self._run_batch(batch)
+                if self._after_batch is not None:
+                    self._after_batch()
             finally:
                 self.busy_seconds += time.perf_counter() - started
                 self.batch_sizes[len(batch)] += 1

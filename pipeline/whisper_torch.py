@@ -12,6 +12,7 @@ cache; prompts of different lengths are left-padded with a mask and per-row posi
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,9 @@ class TorchWhisperBackend:
         self._model = model.to(self._device, self.dtype).eval()
         self.n_mels = int(model.config.num_mel_bins)
         self.multilingual = int(model.config.vocab_size) >= 51865
+        # transformers renamed the decoder layers' ``past_key_values`` argument to ``cache`` in 5.x.
+        layer_arguments = inspect.signature(type(self._model.model.decoder.layers[0]).forward).parameters
+        self._cache_argument = "cache" if "cache" in layer_arguments else "past_key_values"
         tokenizer = Tokenizer(tokenizers.Tokenizer.from_file(str(tokenizer_file)), self.multilingual,
                               task="transcribe", language="en")
         self._eot, self._sot, self._no_speech = tokenizer.eot, tokenizer.sot, tokenizer.no_speech
@@ -126,7 +130,8 @@ class TorchWhisperBackend:
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=self._device)
         mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
         for layer in decoder.layers:
-            hidden = layer(hidden, attention_mask=mask, encoder_hidden_states=encoded, cache=cache, use_cache=True)
+            hidden = layer(hidden, attention_mask=mask, encoder_hidden_states=encoded, use_cache=True,
+                           **{self._cache_argument: cache})
         return decoder.layer_norm(hidden)
 
     def _logits(self, hidden):
