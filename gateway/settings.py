@@ -29,7 +29,7 @@ class Settings:
     device: str = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 0
-    max_batch: int = 0  # 0: 1 on CPU, 16 on GPU
+    max_batch: int = 0  # 0: 4 on CPU, 16 on GPU
     batch_wait_ms: float = -1.0  # < 0: 0 on CPU, 5 on GPU
     translators: tuple[str, ...] = ("bergamot",)
     max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
@@ -73,7 +73,7 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "device": "auto (first usable CUDA GPU, else CPU), cpu, cuda or cuda:N",
     "compute_type": "auto (CTranslate2: int8 on CPU; transformers: float32 on CPU; float16 on GPU), int8, float16, "
                     "bfloat16, int8_float16, float32",
-    "max_batch": "requests from different sessions run as one model call, at most this many (0: 1 on CPU, 16 on GPU)",
+    "max_batch": "requests from different sessions run as one model call, at most this many (0: 4 on CPU, 16 on GPU)",
     "batch_wait_ms": "how long a batch waits for more requests (negative: 0 on CPU, 5 on GPU)",
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "

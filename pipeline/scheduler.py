@@ -2,9 +2,9 @@
 
 Each ``ModelWorker`` runs one OS thread. Requests carry a *batch function* (``items -> results``, one
 result per item, in order) and an item; the thread takes the most urgent request (finals before
-partials, FIFO within a priority), then gathers waiting requests with the same batch function, up to
-``max_batch``, waiting at most ``max_wait_s`` for more to arrive, and runs them as one call. Results go
-back to each request's event loop through ``call_soon_threadsafe``. Sessions keep at most one request
+partials, FIFO within a priority), then gathers waiting requests with the same batch function and
+priority, up to ``max_batch``, waiting at most ``max_wait_s`` for more to arrive, and runs them as one
+call. Results go back to each request's event loop through ``call_soon_threadsafe``. Sessions keep at most one request
 in flight each, so FIFO order is also a fair round-robin across sessions. The number of waiting
 requests is bounded: ``submit`` waits for a free slot instead of queueing without limit.
 
@@ -115,23 +115,25 @@ class ModelWorker:
                 if self._stopping:
                     return None
                 self._ready.wait()
-            batch_fn = min(self._waiting).batch_fn
+            first = min(self._waiting)
+            batch_fn, priority = first.batch_fn, first.priority
             room = 1 if batch_fn is _call_each else self.max_batch
-            batch = self._gather(batch_fn, room)
+            batch = self._gather(batch_fn, priority, room)
             deadline = time.monotonic() + self.max_wait_s
             while batch and len(batch) < room and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._ready.wait(left)
-                batch += self._gather(batch_fn, room - len(batch))
+                batch += self._gather(batch_fn, priority, room - len(batch))
             return batch
 
-    def _gather(self, batch_fn: BatchFn, room: int) -> list[_Request]:
-        """Remove from the queue up to ``room`` live requests for ``batch_fn``, most urgent first (and
-        every cancelled request)."""
+    def _gather(self, batch_fn: BatchFn, priority: int, room: int) -> list[_Request]:
+        """Remove from the queue up to ``room`` live requests for ``batch_fn`` at ``priority``, oldest
+        first (and drop every cancelled request). A batch never mixes priorities: a final batched with
+        partials would wait for their decodes."""
         self._waiting = [r for r in self._waiting if not r.future.cancelled()]
-        taken = sorted(r for r in self._waiting if r.batch_fn == batch_fn)[:room]
+        taken = sorted(r for r in self._waiting if r.batch_fn == batch_fn and r.priority == priority)[:room]
         for request in taken:
             self._waiting.remove(request)
         return taken

@@ -29,9 +29,10 @@ def test_ten_minute_session_keeps_rss_flat(speech_dir):
     print("\nRSS curve (s, MB):", curve[::6])
     assert run.close_code == 1000 and len(run.finals()) > 80
     # The level after the first minute: the RSS between decodes (its floor over the second minute).
-    # A leak raises that floor; final decodes add a transient working set on top (beam search holds the
-    # 30 s encoder output once per beam), which must stay bounded too.
+    # A leak raises that floor. Each final decode adds a working set of ~110 MB for well under a second
+    # (the encoder's attention over a 30 s window; the ASR worker hands it back to the OS after each
+    # batch), which must stay bounded too: measured up to +155 MB.
     level = min(rss for t, rss in curve if 60 <= t < 120)
     late_floor = min(rss for t, rss in curve if t >= SOAK_SECONDS - 120)
     assert late_floor - level < 100, curve
-    assert max(rss for t, rss in curve if t >= 60) - level < 250, curve
+    assert max(rss for t, rss in curve if t >= 60) - level < 200, curve

@@ -45,7 +45,7 @@ async def test_a_dead_worker_thread_is_restarted():
     worker.close()
 
 
-async def test_waiting_requests_for_one_batch_function_run_as_one_batch_finals_first():
+async def test_waiting_requests_for_one_batch_function_and_priority_run_as_one_batch_finals_first():
     worker = ModelWorker("test", max_batch=3)
     gate = threading.Event()
     batches: list[list[str]] = []
@@ -56,14 +56,15 @@ async def test_waiting_requests_for_one_batch_function_run_as_one_batch_finals_f
 
     blocker = asyncio.create_task(worker.run(gate.wait))
     await asyncio.sleep(0.05)
-    requests = [("p1", Priority.PARTIAL), ("p2", Priority.PARTIAL), ("f1", Priority.FINAL), ("p3", Priority.PARTIAL)]
+    requests = [("p1", Priority.PARTIAL), ("p2", Priority.PARTIAL), ("f1", Priority.FINAL), ("p3", Priority.PARTIAL),
+                ("p4", Priority.PARTIAL)]
     tasks = [asyncio.create_task(worker.submit(double, name, priority)) for name, priority in requests]
     await asyncio.sleep(0.05)
     gate.set()
     results = await asyncio.gather(blocker, *tasks)
-    assert results[1:] == ["p1p1", "p2p2", "f1f1", "p3p3"]  # each caller gets its own result
-    assert batches == [["f1", "p1", "p2"], ["p3"]]
-    assert worker.batch_sizes == {1: 2, 3: 1}  # the blocker, the batch of three, the rest
+    assert results[1:] == ["p1p1", "p2p2", "f1f1", "p3p3", "p4p4"]  # each caller gets its own result
+    assert batches == [["f1"], ["p1", "p2", "p3"], ["p4"]]  # a final never waits for partials
+    assert worker.batch_sizes == {1: 3, 3: 1}  # the blocker, the final, three partials, the last one
     worker.close()
 
 

@@ -91,24 +91,25 @@ def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
     assert all(alone) and alone[2].startswith("Press")
 
 
-async def test_batched_sessions_give_the_same_finals_as_unbatched(engines, dev_long):
+async def test_batched_sessions_give_the_same_finals_as_unbatched(dev_long):
     """Three concurrent sessions on a worker that batches (up to 4, waiting 50 ms) finalise exactly
     what they finalise one request at a time."""
     audio, _ = dev_long
     clips = [to_s16(audio[16000 * start: 16000 * (start + 40)]) for start in (0, 60, 120)]
     config = SessionConfig(source_language="en", targets=("pt",))
 
-    async def together(shared: Engines) -> list[list[str]]:
-        runs = await asyncio.gather(*(run(shared, clip, config) for clip in clips))
-        return [[e.text for e in finals(events)] for events in runs]
+    async def together(max_batch: int, wait_ms: float) -> tuple[list[list[str]], Engines]:
+        shared = await asyncio.to_thread(Engines.load, EngineConfig(asr_model="base", max_batch=max_batch,
+                                                                    batch_wait_ms=wait_ms))
+        try:
+            runs = await asyncio.gather(*(run(shared, clip, config) for clip in clips))
+        finally:
+            shared.close()
+        return [[e.text for e in finals(events)] for events in runs], shared
 
-    unbatched = await together(engines)
-    batching = await asyncio.to_thread(Engines.load, EngineConfig(asr_model="base", max_batch=4, batch_wait_ms=50))
-    try:
-        batched = await together(batching)
-        assert max(batching.asr_worker.batch_sizes) > 1, "no batch formed"
-        assert max(batching.mt_worker.batch_sizes) >= 1
-    finally:
-        batching.close()
+    unbatched, one_by_one = await together(1, 0)
+    batched, batching = await together(4, 50)
+    assert set(one_by_one.asr_worker.batch_sizes) == {1}
+    assert max(batching.asr_worker.batch_sizes) > 1, "no batch formed"
     assert batched == unbatched
     assert all(len(texts) >= 4 for texts in unbatched)
