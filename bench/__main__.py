@@ -4,6 +4,7 @@
   python -m bench sweep --spawn --model base --targets pt        # N = 1, 2, 4 … until p90 > limit
   python -m bench offline --model base                             # whole-file reference cost and WER
   python -m bench pipeline --model base                            # in-process: RTFs and final delay
+  python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ async def command_sweep(args) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("run", "sweep", "offline", "pipeline", "batching"):
+    for name in ("run", "sweep", "offline", "pipeline", "batching", "accuracy"):
         s = sub.add_parser(name)
         s.add_argument("--file", type=Path, default=DEFAULT_DATA, help="recording (a .json with utterances beside it)")
         s.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "batching":
             s.add_argument("--engine", default="auto", help="ASR engine: auto, ctranslate2, transformers")
             s.add_argument("--device", default="cpu")
-        if name not in ("offline", "pipeline", "batching"):
+        if name not in ("offline", "pipeline", "batching", "accuracy"):
             s.add_argument("--spawn", action="store_true", help="start the gateway (else use --url)")
             s.add_argument("--url", default="wss://localhost:8443/v1/stream")
             s.add_argument("--cafile")
@@ -249,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         from .batching_bench import run as batching_run
 
         report = batching_run(args.file, args.model, args.engine, args.device)
+        report["machine"] = machine()
+    elif args.command == "accuracy":
+        from .accuracy import run as accuracy_run
+
+        report = accuracy_run(args.file.parent, args.model)
         report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run

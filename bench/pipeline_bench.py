@@ -17,8 +17,9 @@ from .offline import load_audio, offline_transcribe
 from .wer import wer
 
 
-async def _stream(engines: Engines, pcm: bytes, realtime: bool) -> tuple[list[tuple[float, TranscriptEvent]], float]:
-    session = Session(engines, SessionConfig(source_language="en", targets=("pt",)))
+async def _stream(engines: Engines, pcm: bytes, realtime: bool,
+                  targets: tuple[str, ...] = ("pt",)) -> tuple[list[tuple[float, TranscriptEvent]], float]:
+    session = Session(engines, SessionConfig(source_language="en", targets=targets))
     started = time.monotonic()
 
     async def feed() -> None:
@@ -33,6 +34,13 @@ async def _stream(engines: Engines, pcm: bytes, realtime: bool) -> tuple[list[tu
     await feeder
     await session.aclose()
     return finals, started
+
+
+async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptEvent]:
+    """Final transcripts of ``audio`` (16 kHz float32) fed as fast as the session takes it."""
+    finals, _ = await _stream(engines, (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), realtime=False,
+                              targets=())
+    return [event for _, event in finals]
 
 
 def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:

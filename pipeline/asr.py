@@ -28,6 +28,17 @@ SAMPLE_RATE = 16_000
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
 MAX_LENGTH = 448  # Whisper's decoder positions
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TIMESTAMP_STEP_S = 0.02  # Whisper's timestamp tokens: <|0.00|>, <|0.02|> … <|30.00|>
+_LAST_TIMESTAMP = 1500
+
+
+@dataclass(frozen=True)
+class TimedText:
+    """Speech already transcribed inside the decoded audio: its text and where it lies (seconds)."""
+
+    start: float
+    end: float
+    text: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,9 @@ class DecodeOptions:
     context: str | None = None  # earlier final text of the stream, given as Whisper's previous-text prompt
     temperature_fallback: bool = False  # retry at higher temperatures when decoding fails
     full_window: bool = True  # False: encode only the audio plus a margin (cheaper, for partials)
+    # Earlier speech at the start of the audio, forced as a *timestamped* prefix: Whisper then knows which
+    # audio that text covers and transcribes only what follows (decoding in timestamp mode).
+    timed_prefix: tuple[TimedText, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,11 +69,13 @@ class DecodeResult:
     language: str
     language_probability: float
     continuation: str = ""  # what Whisper added after the prefix
+    speech_end: float | None = None  # timestamp mode: the end time Whisper gave its last segment (seconds)
 
 
 @dataclass(frozen=True)
 class Prompt:
-    """Decoder prompt: ``[<|startofprev|> previous text] <|sot|> [lang task] <|notimestamps|> prefix``."""
+    """Decoder prompt: ``[<|startofprev|> previous text] <|sot|> [lang task] <|notimestamps|> prefix``, or in
+    timestamp mode ``… <|sot|> [lang task] <|t0|> text <|t1|> …`` (no ``<|notimestamps|>``)."""
 
     tokens: list[int]
     sot_index: int  # where <|startoftranscript|> is (Whisper's no-speech probability is read there)
@@ -102,6 +118,10 @@ class AsrEngine(Protocol):
     def supports_language(self, code: str) -> bool: ...
 
     def describe(self) -> str: ...
+
+
+def _timestamp(tokenizer: Any, seconds: float) -> int:
+    return tokenizer.timestamp_begin + min(_LAST_TIMESTAMP, max(0, round(seconds / TIMESTAMP_STEP_S)))
 
 
 def _compression_ratio(text: str) -> float:
@@ -218,8 +238,13 @@ class WhisperEngine:
             # Half of Whisper's 448-token context at most, as in openai-whisper's decoding.
             tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + options.context.strip())[-(MAX_LENGTH // 2 - 1):]]
         sot_index = len(tokens)
-        tokens += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        tokens += tokenizer.sot_sequence
+        if not options.timed_prefix:
+            tokens.append(tokenizer.no_timestamps)
         prefix_start = len(tokens)
+        for piece in options.timed_prefix:
+            tokens += [_timestamp(tokenizer, piece.start), *tokenizer.encode(" " + piece.text.strip()),
+                       _timestamp(tokenizer, piece.end)]
         if prefix:
             tokens += tokenizer.encode(" " + prefix)
         max_new = int(16 + self._max_tokens_per_second * request.audio.size / SAMPLE_RATE)
@@ -269,9 +294,11 @@ class WhisperEngine:
         if tokens[: len(prefix_tokens)] == prefix_tokens:
             tokens = tokens[len(prefix_tokens):]
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
+        closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
+        speech_end = (tokens[-1] - plan.tokenizer.timestamp_begin) * TIMESTAMP_STEP_S if closed else None
         if generation.no_speech_prob > self._no_speech_threshold and generation.avg_logprob < -1.0:
             continuation = ""
         return DecodeResult(
             text=f"{plan.prefix} {continuation}".strip(), language=plan.language,
-            language_probability=plan.probability, continuation=continuation,
+            language_probability=plan.probability, continuation=continuation, speech_end=speech_end,
         )

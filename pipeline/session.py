@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .agreement import LocalAgreement
-from .asr import DecodeOptions, DecodeResult
+from .asr import DecodeOptions, DecodeResult, TimedText
 from .audio import AudioFormat, make_decoder
 from .engines import Engines
 from .errors import PipelineError, UnsupportedLanguageError
@@ -36,6 +36,7 @@ _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 _LANGUAGE_LOCK_S = 1.5
 _CONTEXT_WORDS = 60
 _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
+_EARLY_STOP_S = 1.5  # a final whose timestamps end this long before its speech is re-decoded alone
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class SessionConfig:
     partial_beam_size: int = 1
     final_full_window: bool = True  # False: fitted encoder window for finals too (cheaper, less accurate)
     use_context: bool = True  # give recent final text to Whisper as its previous-text prompt
+    timed_context: bool = True  # acoustic context's text forced with its timestamps (False: as plain text)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     inbox_size: int = 64
     outbox_size: int = 1024
@@ -94,7 +96,7 @@ class Session:
         self._candidate: tuple[Action, DecodeResult] | None = None
         self._utt_language: str | None = None
         self._context = ""  # recent final text, Whisper's previous-text prompt
-        self._final_texts: dict[int, str] = {}  # utterance id → final text, for acoustic context
+        self._final_texts: dict[int, TimedText] = {}  # utterance id → final text and stream times
         self._tasks = [
             asyncio.create_task(self._run(self._process()), name="session-process"),
             asyncio.create_task(self._run(self._translate()), name="session-translate"),
@@ -217,14 +219,30 @@ class Session:
         return self._utt_language
 
     async def _decode(self, action: Action, final: bool) -> DecodeResult:
-        audio, prefix = action.audio, self._agreement.committed_text
-        if final:
-            audio, prefix = self._with_context(action)
-        priority = Priority.FINAL if final else Priority.PARTIAL
         own_audio = action.audio[action.offset :]
+        priority = Priority.FINAL if final else Priority.PARTIAL
         if self._utt_language is None and self._cfg.source_language == AUTO \
                 and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
             self._utt_language, _ = await self._engines.detect_language(own_audio, priority)
+        if not final:
+            return await self._decode_once(action.audio, self._agreement.committed_text, (), final=False)
+        audio, prefix, timed = self._with_context(action)
+        result = await self._decode_once(audio, prefix, timed, final=True)
+        if audio.size > own_audio.size and self._stopped_early(result, audio.size / 16_000):
+            # With context in front Whisper may take the new speech as already covered and stop early;
+            # the utterance alone then decides what it holds.
+            result = await self._decode_once(own_audio, "", (), final=True)
+        return replace(result, text=result.continuation)  # the utterance's own text, without the context's
+
+    def _stopped_early(self, result: DecodeResult, audio_s: float) -> bool:
+        """No words, or Whisper's last timestamp well before the speech ends (the end pad excluded)."""
+        if not result.continuation:
+            return True
+        speech_end = audio_s - self._cfg.streaming.speech_pad_s
+        return result.speech_end is not None and result.speech_end < speech_end - _EARLY_STOP_S
+
+    async def _decode_once(self, audio: np.ndarray, prefix: str, timed: tuple[TimedText, ...],
+                           final: bool) -> DecodeResult:
         options = DecodeOptions(
             language=self._language(),
             beam_size=self._cfg.final_beam_size if final else self._cfg.partial_beam_size,
@@ -232,26 +250,31 @@ class Session:
             temperature_fallback=final,
             full_window=final and self._cfg.final_full_window,
             context=(self._context or None) if self._cfg.use_context else None,
+            timed_prefix=timed,
         )
         started = time.perf_counter()
-        result = await self._engines.decode(audio, options, priority)
+        result = await self._engines.decode(audio, options, Priority.FINAL if final else Priority.PARTIAL)
         self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
-        if final:  # the utterance's own text, without the context's
-            result = replace(result, text=result.continuation)
         return result
 
-    def _with_context(self, action: Action) -> tuple[np.ndarray, str]:
-        """Audio and forced prefix for a final: the latest earlier utterances that all have text."""
+    def _with_context(self, action: Action) -> tuple[np.ndarray, str, tuple[TimedText, ...]]:
+        """Audio and forced prefix (plain or timestamped) for a final: the latest earlier utterances
+        that all have text."""
         usable: list[tuple[int, int]] = []
         for utterance, offset in reversed(action.context):
-            if not self._final_texts.get(utterance):
+            known = self._final_texts.get(utterance)
+            if known is None or not known.text:
                 break
             usable.insert(0, (utterance, offset))
         if not usable:
-            return action.audio[action.offset :], ""
+            return action.audio[action.offset :], "", ()
         start = usable[0][1]
-        prefix = " ".join(self._final_texts[u] for u, _ in usable)
-        return action.audio[start:], prefix
+        finals = [self._final_texts[u] for u, _ in usable]
+        if not self._cfg.timed_context:
+            return action.audio[start:], " ".join(f.text for f in finals), ()
+        window_start = action.start - (action.offset - start) / 16_000  # stream time of audio[start]
+        timed = tuple(TimedText(f.start - window_start, f.end - window_start, f.text) for f in finals)
+        return action.audio[start:], "", timed
 
     async def _execute(self, action: Action) -> None:
         if action.kind is ActionKind.FINALIZE:
@@ -282,7 +305,7 @@ class Session:
         assert self._candidate is not None
         candidate, result = self._candidate
         self._candidate = None
-        self._final_texts[candidate.utterance] = result.text
+        self._final_texts[candidate.utterance] = TimedText(candidate.start, candidate.end, result.text)
         for old in [u for u in self._final_texts if u < candidate.utterance - _CONTEXT_UTTERANCES]:
             del self._final_texts[old]
         if result.text or self._open_segment is not None:

@@ -1,8 +1,8 @@
 """Whisper on CTranslate2 (faster-whisper's runtime): CPU, or CUDA 12 GPUs.
 
 CTranslate2 batches the encoder freely, but its ``generate`` requires every prompt of a batch to put
-<|startoftranscript|> at the same index and to have the same length; requests are grouped by that
-shape and each group is one ``generate`` call on the rows of the shared encoder output.
+<|startoftranscript|> at the same index, to have the same length and the same decoding mode (with or
+without timestamps); requests are grouped by that shape and each group is one ``generate`` call on the rows of the shared encoder output.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .asr import Generation, Prompt
+from .asr import _LAST_TIMESTAMP, Generation, Prompt
 
 
 class CTranslate2Backend:
@@ -42,9 +42,11 @@ class CTranslate2Backend:
 
     def generate(self, encoded: Any, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
                  temperature: float, max_length: int) -> list[Generation]:
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
         for i, prompt in enumerate(prompts):
-            groups[(prompt.sot_index, len(prompt.tokens))].append(i)
+            # The prefix start also separates timestamp mode from <|notimestamps|> prompts, which one
+            # CTranslate2 call cannot mix.
+            groups[(prompt.sot_index, prompt.prefix_start, len(prompt.tokens))].append(i)
         sampling = {"beam_size": beam_size} if temperature == 0 else {
             "beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature,
         }
@@ -53,7 +55,7 @@ class CTranslate2Backend:
             results = self._model.generate(
                 self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
                 max_length=max_length, return_scores=True, return_no_speech_prob=True,
-                suppress_blank=True, suppress_tokens=[-1], **sampling,
+                suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=_LAST_TIMESTAMP, **sampling,
             )
             for i, result in zip(members, results, strict=True):
                 tokens = result.sequences_ids[0]

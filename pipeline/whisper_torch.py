@@ -12,6 +12,8 @@ cache; prompts of different lengths are left-padded with a mask and per-row posi
 
 from __future__ import annotations
 
+import copy
+
 import inspect
 import json
 from collections.abc import Sequence
@@ -71,6 +73,8 @@ class TorchWhisperBackend:
         self._device = torch.device(device)
         model.config._attn_implementation = "sdpa"
         self._model = model.to(self._device, self.dtype).eval()
+        self._cache_config = copy.deepcopy(model.config)  # the KV caches size themselves by the decoder
+        self._cache_config.num_hidden_layers = model.config.decoder_layers
         self.n_mels = int(model.config.num_mel_bins)
         self.multilingual = int(model.config.vocab_size) >= 51865
         # transformers renamed the decoder layers' ``past_key_values`` argument to ``cache`` in 5.x.
@@ -79,6 +83,7 @@ class TorchWhisperBackend:
         tokenizer = Tokenizer(tokenizers.Tokenizer.from_file(str(tokenizer_file)), self.multilingual,
                               task="transcribe", language="en")
         self._eot, self._sot, self._no_speech = tokenizer.eot, tokenizer.sot, tokenizer.no_speech
+        self._no_timestamps, self._timestamp_begin = tokenizer.no_timestamps, tokenizer.timestamp_begin
         vocab = model.config.vocab_size
         languages = {code: tokenizer.tokenizer.token_to_id(f"<|{code}|>") for code in _LANGUAGE_CODES} if self.multilingual else {}
         languages = {code: token for code, token in languages.items() if token is not None and token < vocab}
@@ -111,13 +116,9 @@ class TorchWhisperBackend:
 
     # -- decoder ---------------------------------------------------------------------------------
     def _new_cache(self):
-        import copy
-
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-        config = copy.deepcopy(self._model.config)
-        config.num_hidden_layers = config.decoder_layers
-        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+        return EncoderDecoderCache(DynamicCache(config=self._cache_config), DynamicCache(config=self._cache_config))
 
     def _decoder_step(self, tokens, positions, key_mask, encoded, cache):
         """Hidden states of ``tokens`` [B, T] at ``positions`` [B, T]; ``key_mask`` [B, past+T] marks real tokens."""
@@ -169,6 +170,47 @@ class _BeamSearch:
         self.beams = beams
         self.temperature = temperature
         self.max_length = max_length
+        # Requests decoding in timestamp mode: no <|notimestamps|> between <|sot|> and the prefix.
+        self.timed = [backend._no_timestamps not in p.tokens[p.sot_index : p.prefix_start] for p in prompts]
+
+    def _timestamp_rules(self, logits, seqs: Sequence[list[int]], timed: Sequence[bool] | None = None):
+        """Whisper's timestamp rules for rows whose ``seqs`` are the tokens since sampling began:
+        a timestamp first, then timestamps in pairs, never decreasing, and a timestamp whenever all of
+        them together are likelier than any text token. ``timed`` says which rows decode with timestamps
+        (default: by request, each request's hypotheses in consecutive rows)."""
+        if timed is None:
+            per_request = len(seqs) // len(self.prompts)
+            timed = [self.timed[row // per_request] for row in range(len(seqs))]
+        if not any(timed):
+            return logits
+        begin, eot, inf = self.b._timestamp_begin, self.b._eot, float("inf")
+        check = []
+        for row, seq in enumerate(seqs):
+            if not timed[row]:
+                continue
+            logits[row, self.b._no_timestamps] = -inf
+            if not seq:
+                logits[row, :begin] = -inf
+                continue
+            if seq[-1] >= begin:
+                penultimate = seq[-2] if len(seq) > 1 else seq[-1]
+                if penultimate >= begin:
+                    logits[row, begin:] = -inf
+                else:
+                    logits[row, :eot] = -inf
+                    check.append(row)
+            else:
+                check.append(row)
+            last_time = next((t for t in reversed(seq) if t >= begin), None)
+            if last_time is not None:
+                logits[row, begin:last_time] = -inf
+        if check:
+            logprobs = logits[check].log_softmax(-1)
+            timestamp_wins = logprobs[:, begin:].logsumexp(-1) > logprobs[:, :begin].max(-1).values
+            for row, wins in zip(check, timestamp_wins.tolist(), strict=True):
+                if wins:
+                    logits[row, :begin] = -inf
+        return logits
 
     def _suppress(self, logits, first=None):
         """Mask tokens never generated; ``first`` (a row mask) also masks what may not come first."""
@@ -189,7 +231,10 @@ class _BeamSearch:
                 scores.append(0.0)
                 continue
             start = offsets[i] + prompt.prefix_start - 1
-            logprobs = self._suppress(self.b._logits(hidden[i, start : start + len(prefix)])).log_softmax(-1)
+            logits = self._suppress(self.b._logits(hidden[i, start : start + len(prefix)]))
+            if self.timed[i]:  # a timestamped prefix is scored under the timestamp rules, as if generated
+                logits = self._timestamp_rules(logits, [prefix[:j] for j in range(len(prefix))], [True] * len(prefix))
+            logprobs = logits.log_softmax(-1)
             scores.append(float(logprobs.gather(1, torch.tensor(prefix, device=logprobs.device)[:, None]).sum()))
         return scores
 
@@ -221,7 +266,8 @@ class _BeamSearch:
         self.prefix_lengths = [len(p.tokens) - p.prefix_start for p in self.prompts]
         # What may not come first is masked at the first step after the prefix (as in CTranslate2).
         first_step = torch.ones(n, dtype=torch.bool, device=b._device)
-        logprobs = self._choose(self._suppress(b._logits(hidden[:, -1]), first=first_step))
+        logits = self._suppress(b._logits(hidden[:, -1]), first=first_step)
+        logprobs = self._choose(self._timestamp_rules(logits, [[] for _ in range(n)]))
         encoded = self.encoded
         if k > 1:  # the prompt is read once per request; its hypotheses share it from here on
             cache.batch_repeat_interleave(k)
@@ -241,7 +287,7 @@ class _BeamSearch:
             real = torch.cat([real[order_t], torch.ones((n * k, 1), dtype=torch.bool, device=b._device)], dim=1)
             step_tokens = torch.tensor(next_tokens, device=b._device)[:, None]
             hidden = b._decoder_step(step_tokens, real.long().sum(-1, keepdim=True) - 1, real, encoded, cache)
-            logprobs = self._choose(self._suppress(b._logits(hidden[:, -1])))
+            logprobs = self._choose(self._timestamp_rules(self._suppress(b._logits(hidden[:, -1])), seqs))
             sums = torch.tensor(new_sums, device=b._device).reshape(n, k)
         return [self._best(i, finished[i] or alive[i * k:(i + 1) * k], float(no_speech[i])) for i in range(n)]
 

@@ -53,7 +53,11 @@ async def _stream_wer(engines: Engines, audio: np.ndarray, reference: str) -> tu
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
 async def test_torch_engine_matches_ctranslate2_on_converted_weights(model, dev_long):
     """Streaming en-dev-long (finals only) with the transformers engine on the converted CTranslate2
-    weights gives a WER within 5 % relative of the CTranslate2 engine (both float32 on the CPU)."""
+    weights gives the WER of the CTranslate2 engine within one point (both float32 on the CPU).
+
+    With plain-text prefixes both engines gave the same text for every final; finals now force their
+    context as a *timestamped* prefix, which the engines score slightly differently, so near-ties in
+    the beam flip (measured: 2 more errors of 432 with transformers for tiny.en and for base)."""
     audio, meta = dev_long
     reference = " ".join(u["text"] for u in meta["utterances"])
     results = {}
@@ -67,7 +71,7 @@ async def test_torch_engine_matches_ctranslate2_on_converted_weights(model, dev_
             engines.close()
     ct2_wer, torch_wer = results["ctranslate2"][0], results["transformers"][0]
     print(f"\n{model}: CTranslate2 WER {ct2_wer:.4f}, transformers WER {torch_wer:.4f}")
-    assert torch_wer <= ct2_wer * 1.05
+    assert torch_wer <= ct2_wer + 0.01
     assert len(results["transformers"][1]) == len(results["ctranslate2"][1])
 
 
@@ -85,10 +89,39 @@ def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
                DecodeOptions(language="en", beam_size=5, prefix="Press", context="Hello."),
                DecodeOptions(language="en", beam_size=5, temperature_fallback=True)]
     requests = [DecodeRequest(clip, option) for clip, option in zip(clips, options, strict=True)]
+    context_clip, timed = _with_timed_context(audio, meta["utterances"][4], meta["utterances"][5])
+    requests.append(DecodeRequest(context_clip, DecodeOptions(language="en", beam_size=5, timed_prefix=timed)))
     alone = [engine.decode(r.audio, r.options).text for r in requests]
     together = [result.text for result in engine.decode_batch(requests)]
     assert together == alone
     assert all(alone) and alone[2].startswith("Press")
+
+
+def _with_timed_context(audio, before: dict, utterance: dict):
+    """Audio from ``before`` to the end of ``utterance``, and ``before``'s reference as a timed prefix."""
+    from pipeline.asr import TimedText
+
+    start = before["start"] - 0.2
+    clip = audio[int(start * 16000): int((utterance["end"] + 0.2) * 16000)]
+    return clip, (TimedText(0.0, before["end"] - start + 0.2, before["text"]),)
+
+
+@pytest.mark.parametrize("engine", ["ctranslate2", "transformers"])
+def test_timed_prefix_transcribes_only_the_speech_after_it(engine, dev_long):
+    """With earlier speech forced as a timestamped prefix, Whisper transcribes just the new utterance
+    and reports where it ends; both engines agree."""
+    from pipeline.asr import DecodeOptions
+    from pipeline.engines import load_asr_engine
+
+    audio, meta = dev_long
+    asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine=engine, device="cpu", compute_type="float32"))
+    utterances = meta["utterances"]
+    for before, utterance in [(utterances[6], utterances[7]), (utterances[16], utterances[17])]:
+        clip, timed = _with_timed_context(audio, before, utterance)
+        result = asr.decode(clip, DecodeOptions(language="en", beam_size=5, timed_prefix=timed))
+        assert wer(utterance["text"], result.continuation) <= 0.2, (result.continuation, utterance["text"])
+        assert result.speech_end is not None
+        assert utterance["start"] - before["start"] <= result.speech_end <= 30.0  # may pass the audio a little
 
 
 async def test_batched_sessions_give_the_same_finals_as_unbatched(dev_long):

@@ -1,0 +1,73 @@
+"""Streaming vs offline accuracy on more than one recording: en-dev-long plus long streams built from
+the other English clips of the shared recordings (seeded, so every run builds the same ones).
+
+One file of ~430 words moves by several errors with tiny input changes; pooling ~1000 words over four
+streams is what tells a real accuracy change from noise."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+
+from .offline import load_audio, offline_transcribe
+from .wer import normalise
+
+_GAP_S = (0.6, 1.4)  # silence between clips, as in en-dev-long
+
+
+def build_streams(speech_dir: Path, count: int = 3, seed: int = 11) -> list[tuple[str, np.ndarray, str]]:
+    """(name, 16 kHz audio, reference) for en-dev-long and ``count`` streams of the clips it does not use."""
+    dev_meta = json.loads((speech_dir / "en-dev-long.json").read_text())
+    streams = [("en-dev-long", load_audio(speech_dir / "en-dev-long.flac"),
+                " ".join(u["text"] for u in dev_meta["utterances"]))]
+    used = {u["id"] for u in dev_meta["utterances"]}
+    with (speech_dir / "manifest.tsv").open(newline="", encoding="utf-8") as fh:
+        rows = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        clips = [r for r in rows if r["lang"] == "en" and r["id"] not in used]
+    rng = random.Random(seed)
+    rng.shuffle(clips)
+    for k in range(count):
+        pieces, texts = [np.zeros(8000, np.float32)], []
+        for clip in clips[k::count]:
+            pieces.append(load_audio(speech_dir / clip["path"]))
+            pieces.append(np.zeros(int(rng.uniform(*_GAP_S) * 16000), np.float32))
+            texts.append(clip["text"])
+        streams.append((f"mix-{k}", np.concatenate(pieces), " ".join(texts)))
+    return streams
+
+
+def errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(word errors, reference words) after the project's normalisation."""
+    out = jiwer.process_words(normalise(reference), normalise(hypothesis))
+    return out.substitutions + out.deletions + out.insertions, len(out.references[0])
+
+
+def run(speech_dir: Path, model: str) -> dict[str, Any]:
+    """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream."""
+    from pipeline import EngineConfig, Engines
+
+    from .pipeline_bench import stream_finals
+
+    engines = Engines.load(EngineConfig(asr_model=model))
+    rows = []
+    try:
+        for name, audio, reference in build_streams(speech_dir):
+            streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
+            (stream_errors, words), (offline_errors, _) = (
+                errors(reference, streamed), errors(reference, offline_transcribe(model, audio).text))
+            rows.append({"stream": name, "words": words, "streaming_errors": stream_errors,
+                         "offline_errors": offline_errors})
+            print(f"{name:12s} {words:5d} words  streaming {stream_errors:3d} errors  offline {offline_errors:3d}")
+    finally:
+        engines.close()
+    words = sum(r["words"] for r in rows)
+    pooled = {key: sum(r[f"{key}_errors"] for r in rows) / words for key in ("streaming", "offline")}
+    print(f"pooled over {words} words: streaming WER {pooled['streaming']:.4f}, offline {pooled['offline']:.4f}")
+    return {"model": model, "streams": rows, "pooled_wer": pooled}
