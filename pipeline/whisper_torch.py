@@ -232,10 +232,13 @@ class _BeamSearch:
                 continue
             start = offsets[i] + prompt.prefix_start - 1
             logits = self._suppress(self.b._logits(hidden[i, start : start + len(prefix)]))
-            if self.timed[i]:  # a timestamped prefix is scored under the timestamp rules, as if generated
-                logits = self._timestamp_rules(logits, [prefix[:j] for j in range(len(prefix))], [True] * len(prefix))
-            logprobs = logits.log_softmax(-1)
-            scores.append(float(logprobs.gather(1, torch.tensor(prefix, device=logprobs.device)[:, None]).sum()))
+            forced = torch.tensor(prefix, device=logits.device)[:, None]
+            logprobs = logits.log_softmax(-1).gather(1, forced)
+            if self.timed[i]:  # a timestamped prefix is scored under the timestamp rules, as if generated,
+                ruled = self._timestamp_rules(logits.clone(), [prefix[:j] for j in range(len(prefix))],
+                                              [True] * len(prefix)).log_softmax(-1).gather(1, forced)
+                logprobs = torch.where(torch.isfinite(ruled), ruled, logprobs)  # unless they forbid a forced token
+            scores.append(float(logprobs.sum()))
         return scores
 
     def _choose(self, logits):
