@@ -13,11 +13,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 
 from .offline import load_audio, offline_transcribe
-from .wer import normalise
+from .wer import word_errors
 
 _GAP_S = (0.6, 1.4)  # silence between clips, as in en-dev-long
 
@@ -43,12 +42,6 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11) -> list[tupl
     return streams
 
 
-def errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(word errors, reference words) after the project's normalisation."""
-    out = jiwer.process_words(normalise(reference), normalise(hypothesis))
-    return out.substitutions + out.deletions + out.insertions, len(out.references[0])
-
-
 def run(speech_dir: Path, model: str) -> dict[str, Any]:
     """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream."""
     from pipeline import EngineConfig, Engines
@@ -61,7 +54,7 @@ def run(speech_dir: Path, model: str) -> dict[str, Any]:
         for name, audio, reference in build_streams(speech_dir):
             streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
             (stream_errors, words), (offline_errors, _) = (
-                errors(reference, streamed), errors(reference, offline_transcribe(model, audio).text))
+                word_errors(reference, streamed), word_errors(reference, offline_transcribe(model, audio).text))
             rows.append({"stream": name, "words": words, "streaming_errors": stream_errors,
                          "offline_errors": offline_errors})
             print(f"{name:12s} {words:5d} words  streaming {stream_errors:3d} errors  offline {offline_errors:3d}")

@@ -36,6 +36,11 @@ def offline_transcribe(
     return OfflineResult(text, time.perf_counter() - started, audio.size / 16000)
 
 
+def to_pcm16(audio: np.ndarray) -> bytes:
+    """16 kHz float32 → ``pcm_s16le`` bytes, what a client streams."""
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
 def load_audio(path: Path | str) -> np.ndarray:
     """Any audio file → 16 kHz mono float32 (PyAV through faster-whisper)."""
     from faster_whisper import decode_audio

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
 
 from .metrics import percentiles
-from .offline import load_audio, offline_transcribe
+from .offline import load_audio, offline_transcribe, to_pcm16
 from .wer import wer
 
 
@@ -38,8 +38,7 @@ async def _stream(engines: Engines, pcm: bytes, realtime: bool,
 
 async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptEvent]:
     """Final transcripts of ``audio`` (16 kHz float32) fed as fast as the session takes it."""
-    finals, _ = await _stream(engines, (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), realtime=False,
-                              targets=())
+    finals, _ = await _stream(engines, to_pcm16(audio), realtime=False, targets=())
     return [event for _, event in finals]
 
 
@@ -55,7 +54,7 @@ def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:
     reference = " ".join(u["text"] for u in utterances)
     offline = offline_transcribe(model, audio)
     engines = Engines.load(EngineConfig(asr_model=model))
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = to_pcm16(audio)
     try:
         busy0 = engines.asr_worker.busy_seconds
         finals, _ = asyncio.run(_stream(engines, pcm, realtime=False))

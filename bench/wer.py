@@ -21,6 +21,14 @@ def normalise(text: str) -> str:
     return " ".join(_NORMALISE(text)[0]) if text.strip() else ""
 
 
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference words), with the same normalisation."""
+    out = jiwer.process_words(
+        reference, hypothesis, reference_transform=_NORMALISE, hypothesis_transform=_NORMALISE
+    )
+    return out.substitutions + out.deletions + out.insertions, len(out.references[0])
+
+
 def wer(reference: str, hypothesis: str) -> float:
     """Corpus WER of one hypothesis string against one reference string."""
     return jiwer.wer(

@@ -29,7 +29,7 @@ FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
 MAX_LENGTH = 448  # Whisper's decoder positions
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 TIMESTAMP_STEP_S = 0.02  # Whisper's timestamp tokens: <|0.00|>, <|0.02|> … <|30.00|>
-_LAST_TIMESTAMP = 1500
+LAST_TIMESTAMP_INDEX = 1500  # <|30.00|>
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class AsrEngine(Protocol):
 
 
 def _timestamp(tokenizer: Any, seconds: float) -> int:
-    return tokenizer.timestamp_begin + min(_LAST_TIMESTAMP, max(0, round(seconds / TIMESTAMP_STEP_S)))
+    return tokenizer.timestamp_begin + min(LAST_TIMESTAMP_INDEX, max(0, round(seconds / TIMESTAMP_STEP_S)))
 
 
 def _compression_ratio(text: str) -> float:

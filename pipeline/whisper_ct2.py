@@ -2,7 +2,8 @@
 
 CTranslate2 batches the encoder freely, but its ``generate`` requires every prompt of a batch to put
 <|startoftranscript|> at the same index, to have the same length and the same decoding mode (with or
-without timestamps); requests are grouped by that shape and each group is one ``generate`` call on the rows of the shared encoder output.
+without timestamps); requests are grouped by that shape and each group is one ``generate`` call on
+the rows of the shared encoder output.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .asr import _LAST_TIMESTAMP, Generation, Prompt
+from .asr import LAST_TIMESTAMP_INDEX, Generation, Prompt
 
 
 class CTranslate2Backend:
@@ -55,7 +56,7 @@ class CTranslate2Backend:
             results = self._model.generate(
                 self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
                 max_length=max_length, return_scores=True, return_no_speech_prob=True,
-                suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=_LAST_TIMESTAMP, **sampling,
+                suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=LAST_TIMESTAMP_INDEX, **sampling,
             )
             for i, result in zip(members, results, strict=True):
                 tokens = result.sequences_ids[0]

@@ -13,7 +13,6 @@ cache; prompts of different lengths are left-padded with a mask and per-row posi
 from __future__ import annotations
 
 import copy
-
 import inspect
 import json
 from collections.abc import Sequence

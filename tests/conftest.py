@@ -54,7 +54,9 @@ def dev_long(speech_dir: Path) -> tuple[np.ndarray, dict]:
 
 
 def to_s16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    from bench.offline import to_pcm16
+
+    return to_pcm16(audio)
 
 
 @pytest.fixture(scope="session")

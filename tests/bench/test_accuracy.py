@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bench.accuracy import build_streams, errors
+from bench.accuracy import build_streams
+from bench.wer import word_errors
 
 
 def test_extra_streams_are_reproducible_and_disjoint_from_dev_long(speech_dir):
@@ -14,9 +15,9 @@ def test_extra_streams_are_reproducible_and_disjoint_from_dev_long(speech_dir):
         assert text == text_again and audio.size == audio_again.size and audio.size > 16000 * 60
     dev_texts = {u["text"] for u in json.loads((speech_dir / "en-dev-long.json").read_text())["utterances"]}
     mixed = " | ".join(text for _, _, text in first[1:])
-    assert sum(errors(text, text)[1] for _, _, text in first) > 900
+    assert sum(word_errors(text, text)[1] for _, _, text in first) > 900
     assert not any(t in mixed for t in dev_texts if len(t) > 40)
 
 
 def test_errors_count_words_after_normalisation():
-    assert errors("Press star, to cancel.", "press start to cancel") == (1, 4)
+    assert word_errors("Press star, to cancel.", "press start to cancel") == (1, 4)
