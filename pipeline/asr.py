@@ -30,6 +30,8 @@ MAX_LENGTH = 448  # Whisper's decoder positions
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 TIMESTAMP_STEP_S = 0.02  # Whisper's timestamp tokens: <|0.00|>, <|0.02|> … <|30.00|>
 LAST_TIMESTAMP_INDEX = 1500  # <|30.00|>
+_OVERRUN_S = 1.0  # a segment may end this far past the audio (Whisper's end times run a little late)
+_MAX_COMPRESSION = 2.4  # Whisper's compression-ratio threshold: text that zlib shrinks more is a loop
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class Generation:
 
 
 class WhisperBackend(Protocol):
-    """The network itself. ``encoded`` is whatever ``encode`` returns, for a batch; ``rows`` pick from it."""
+    """The network itself. ``encoded`` is whatever ``encode`` returns, for a batch; ``rows`` pick from it.
+    ``generate``'s ``max_length`` bounds the whole decoder sequence: prompt, forced prefix and new tokens."""
 
     kind: str  # runtime name for humans, e.g. "CTranslate2" or "transformers"
     device: str
@@ -138,6 +141,36 @@ class _Plan:
     prefix: str
     max_length: int
     options: DecodeOptions
+    audio_s: float
+
+
+def _new_tokens(plan: _Plan, generation: Generation) -> list[int]:
+    """The generated tokens after the forced prefix."""
+    forced = plan.prompt.tokens[plan.prompt.prefix_start:]
+    tokens = generation.tokens
+    return tokens[len(forced):] if tokens[: len(forced)] == forced else tokens
+
+
+def _sound_length(plan: _Plan, generation: Generation) -> int:
+    """How many of the new tokens to keep: those before the first segment that loops (Whisper's
+    compression-ratio test, on each segment: over a long forced prefix a loop at the end would pass),
+    lies past the end of the audio (seen where a stream is cut off mid-word: a phrase made up from the
+    prompt), or was cut off by the length limit (a loop)."""
+    tokenizer = plan.tokenizer
+    new = _new_tokens(plan, generation)
+    latest = (plan.audio_s + _OVERRUN_S) / TIMESTAMP_STEP_S
+    kept, text = 0, []
+    for i, token in enumerate(new):
+        if token < tokenizer.timestamp_begin:
+            text.append(token)
+            continue
+        if token - tokenizer.timestamp_begin > latest or (text and _compression_ratio(tokenizer.decode(text)) > _MAX_COMPRESSION):
+            return kept
+        kept, text = i + 1, []
+    hit_limit = len(generation.tokens) >= plan.max_length - plan.prompt.prefix_start
+    if text and not hit_limit and _compression_ratio(tokenizer.decode(text)) <= _MAX_COMPRESSION:
+        return len(new)  # ends without an end time: <|notimestamps|> mode, or a last segment Whisper left open
+    return kept
 
 
 class WhisperEngine:
@@ -251,11 +284,12 @@ class WhisperEngine:
         return _Plan(
             prompt=Prompt(tokens, sot_index, prefix_start), tokenizer=tokenizer, language=language,
             probability=probability, prefix=prefix, max_length=min(MAX_LENGTH, len(tokens) + max_new),
-            options=options,
+            options=options, audio_s=request.audio.size / SAMPLE_RATE,
         )
 
     def _generate(self, encoded: Any, plans: Sequence[_Plan]) -> list[Generation]:
-        """Decode every plan at temperature 0, then retry the failed ones (that allow it) hotter."""
+        """Decode every plan at temperature 0, then retry the failed ones (that allow it) hotter; when all
+        fail, the likeliest decode is kept (``_result`` cuts it to its sound part)."""
         chosen: dict[int, Generation] = {}
         best: dict[int, Generation] = {}
         todo = list(range(len(plans)))
@@ -275,24 +309,21 @@ class WhisperEngine:
                     generation = replace(generation, tokens=generation.tokens[:keep])
                     if row not in best or generation.avg_logprob > best[row].avg_logprob:
                         best[row] = generation
-                    if self._acceptable(generation, plan.tokenizer):
+                    if self._acceptable(generation, plan):
                         chosen[row] = generation
             todo = [r for r in todo if r not in chosen and plans[r].options.temperature_fallback]
             if not todo:
                 break
         return [chosen.get(row, best[row]) for row in range(len(plans))]
 
-    def _acceptable(self, generation: Generation, tokenizer: Any) -> bool:
+    def _acceptable(self, generation: Generation, plan: _Plan) -> bool:
         if generation.no_speech_prob > self._no_speech_threshold:
             return True  # silence: a hotter decode would only invent words
-        too_repetitive = _compression_ratio(tokenizer.decode(generation.tokens)) > 2.4
-        return not too_repetitive and generation.avg_logprob >= -1.0
+        sound = _sound_length(plan, generation) == len(_new_tokens(plan, generation))
+        return sound and generation.avg_logprob >= -1.0
 
     def _result(self, plan: _Plan, generation: Generation) -> DecodeResult:
-        prefix_tokens = plan.prompt.tokens[plan.prompt.prefix_start:]
-        tokens = generation.tokens
-        if tokens[: len(prefix_tokens)] == prefix_tokens:
-            tokens = tokens[len(prefix_tokens):]
+        tokens = _new_tokens(plan, generation)[: _sound_length(plan, generation)]
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
         closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
         speech_end = (tokens[-1] - plan.tokenizer.timestamp_begin) * TIMESTAMP_STEP_S if closed else None

@@ -39,6 +39,11 @@ _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
 _EARLY_STOP_S = 1.5  # a final whose timestamps end this long before its speech is re-decoded alone
 
 
+def _words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing texts."""
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     audio: AudioFormat = AudioFormat()
@@ -228,18 +233,22 @@ class Session:
             return await self._decode_once(action.audio, self._agreement.committed_text, (), final=False)
         audio, prefix, timed = self._with_context(action)
         result = await self._decode_once(audio, prefix, timed, final=True)
-        if audio.size > own_audio.size and self._stopped_early(result, audio.size / 16_000):
-            # With context in front Whisper may take the new speech as already covered and stop early;
-            # the utterance alone then decides what it holds.
-            result = await self._decode_once(own_audio, "", (), final=True)
+        if audio.size > own_audio.size and self._context_misled(result, audio.size / 16_000, prefix, timed):
+            result = await self._decode_once(own_audio, "", (), final=True)  # the utterance alone decides
         return replace(result, text=result.continuation)  # the utterance's own text, without the context's
 
-    def _stopped_early(self, result: DecodeResult, audio_s: float) -> bool:
-        """No words, or Whisper's last timestamp well before the speech ends (the end pad excluded)."""
+    def _context_misled(self, result: DecodeResult, audio_s: float, prefix: str, timed: tuple[TimedText, ...]) -> bool:
+        """Signs that the context in front misled Whisper: no words or a last timestamp well before the
+        speech ends (it took the new speech as covered), or new text that starts with a context text
+        again (a context final that does not match its audio gets transcribed anew, with the new speech
+        after it, and would carry on into every later final)."""
         if not result.continuation:
             return True
         speech_end = audio_s - self._cfg.streaming.speech_pad_s
-        return result.speech_end is not None and result.speech_end < speech_end - _EARLY_STOP_S
+        if result.speech_end is not None and result.speech_end < speech_end - _EARLY_STOP_S:
+            return True
+        new = _words(result.continuation)
+        return any(new[: len(known)] == known for known in map(_words, [prefix, *(t.text for t in timed)]) if known)
 
     async def _decode_once(self, audio: np.ndarray, prefix: str, timed: tuple[TimedText, ...],
                            final: bool) -> DecodeResult:

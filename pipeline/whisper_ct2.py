@@ -8,6 +8,7 @@ the rows of the shared encoder output.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -17,12 +18,26 @@ import numpy as np
 from .asr import LAST_TIMESTAMP_INDEX, Generation, Prompt
 
 
+def _ct2_max_length(max_length: int, prefix_start: int) -> int:
+    """CTranslate2's ``max_length`` that lets the whole decoder sequence reach ``max_length`` tokens.
+
+    Its Whisper returns at most half of its ``max_length`` in tokens after the ones before the prefix,
+    and stops where the sequence reaches ``max_length - 1`` positions (measured with 4.8.5). Passed
+    through unchanged, a request without a previous-text prompt got half its token budget."""
+    may_follow = max_length - prefix_start
+    return max(2 * may_follow, max_length - 1)
+
+
 class CTranslate2Backend:
     kind = "CTranslate2"
 
     def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0) -> None:
         import ctranslate2
 
+        # MKL chooses CPU kernels by memory alignment unless told otherwise, so the same request could
+        # decode differently from one run to the next (seen: a near-tie flipped at a cut-off word).
+        # Strict reproducibility had no measurable cost here (base, 2 cores); a user's setting wins.
+        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
         device_type, _, index = device.partition(":")
         self._model = ctranslate2.models.Whisper(
             model_dir, device=device_type, device_index=int(index or 0),
@@ -52,10 +67,10 @@ class CTranslate2Backend:
             "beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature,
         }
         out: list[Generation | None] = [None] * len(prompts)
-        for members in groups.values():
+        for (_, prefix_start, _), members in groups.items():
             results = self._model.generate(
                 self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
-                max_length=max_length, return_scores=True, return_no_speech_prob=True,
+                max_length=_ct2_max_length(max_length, prefix_start), return_scores=True, return_no_speech_prob=True,
                 suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=LAST_TIMESTAMP_INDEX, **sampling,
             )
             for i, result in zip(members, results, strict=True):

@@ -1,0 +1,102 @@
+"""What a decode may hand on: no loops, nothing cut off by the length limit, no text past the audio."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from pipeline import EngineConfig, SessionConfig
+from pipeline.asr import DecodeOptions, Generation, TimedText, WhisperEngine, _sound_length
+from pipeline.engines import load_asr_engine
+from tests.conftest import to_s16
+from tests.pipeline.test_session import finals, run
+
+TEN_SECONDS = np.zeros(160_000, np.float32)
+
+
+def _timed_plan(asr: WhisperEngine):
+    """A timestamp-mode plan for 10 s of audio whose first 3 s are forced as known text."""
+    from pipeline.asr import DecodeRequest
+
+    options = DecodeOptions(language="en", timed_prefix=(TimedText(0.0, 3.0, "Press one to mute yourself."),))
+    return asr._plan(DecodeRequest(TEN_SECONDS, options), "en", 1.0)
+
+
+def _generation(plan, *pieces: str | float) -> Generation:
+    """The forced prefix, then ``pieces``: text, or a timestamp in seconds."""
+    tokenizer = plan.tokenizer
+    tokens = list(plan.prompt.tokens[plan.prompt.prefix_start:])
+    for piece in pieces:
+        tokens += [tokenizer.timestamp_begin + round(piece / 0.02)] if isinstance(piece, float) \
+            else tokenizer.encode(" " + piece)
+    return Generation(tokens, avg_logprob=-0.2, no_speech_prob=0.0)
+
+
+def _kept_text(plan, generation: Generation) -> str:
+    new = generation.tokens[len(plan.prompt.tokens) - plan.prompt.prefix_start:]
+    return plan.tokenizer.decode(new[: _sound_length(plan, generation)]).strip()
+
+
+def test_only_sound_segments_are_kept():
+    asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en"))
+    plan = _timed_plan(asr)
+    sound = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.2, "You have been removed.", 10.8, 10.8)
+    assert _sound_length(plan, sound) == len(sound.tokens) - len(plan.prompt.tokens) + plan.prompt.prefix_start
+    assert _kept_text(plan, sound) == "The conference will begin. You have been removed."  # may end 1 s late
+    loop = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "The " + "r" * 200, 9.0)
+    assert _kept_text(plan, loop) == "The conference will begin."
+    past_the_audio = _generation(plan, 3.5, "The conference will begin.", 5.0, 9.8, "Press star for the first time.", 11.5)
+    assert _kept_text(plan, past_the_audio) == "The conference will begin."
+    left_open = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "You have been")
+    assert _kept_text(plan, left_open) == "The conference will begin. You have been"  # Whisper may leave the last open
+
+
+def test_a_decode_stopped_by_the_length_limit_keeps_only_whole_segments(dev_long):
+    """Cut off by the token limit, a timestamp-mode decode keeps the segments it finished; a decode
+    without timestamps, which cannot show where its text is whole, keeps nothing."""
+    from pipeline.whisper_ct2 import CTranslate2Backend
+    from pipeline.models import resolve_whisper_model
+
+    audio, meta = dev_long
+    path = resolve_whisper_model("tiny.en")
+    backend = CTranslate2Backend(str(path))
+    free = WhisperEngine(backend, path, "tiny.en")
+    limited = WhisperEngine(backend, path, "tiny.en", max_tokens_per_second=0.0)  # 16 new tokens at most
+    first, *rest = meta["utterances"][6:10]
+    clip = audio[int((first["start"] - 0.2) * 16000): int((rest[-1]["end"] + 0.2) * 16000)]
+    timed = DecodeOptions(language="en", beam_size=5,
+                          timed_prefix=(TimedText(0.0, first["end"] - first["start"] + 0.2, first["text"]),))
+    whole, cut = free.decode(clip, timed), limited.decode(clip, timed)
+    assert cut.continuation and len(cut.continuation) < len(whole.continuation)
+    assert whole.continuation.startswith(cut.continuation) and cut.speech_end is not None
+    plain = DecodeOptions(language="en", beam_size=5)
+    assert free.decode(clip, plain).continuation and limited.decode(clip, plain).continuation == ""
+
+
+async def test_a_stream_cut_off_mid_word_ends_with_the_cut_word_at_most(engines, dev_long):
+    """The stream stops 0.4 s into "The purpose of this test…": the last final may end with the cut word,
+    never with a phrase made up from the earlier text or a loop (seen: "The press star for the first
+    time.", "The prrrr…")."""
+    audio, _ = dev_long
+    events = await run(engines, to_s16(audio[16000 * 120: 16000 * 160]), SessionConfig(source_language="en"))
+    last = finals(events)[-1].text
+    assert "as soon as it is received." in last
+    tail = last.split("received.")[-1]
+    assert len(tail.split()) <= 2 and len(tail) <= 12, last
+
+
+async def test_a_wrong_final_is_not_carried_into_the_next_ones(engines, speech_dir):
+    """In the accuracy benchmark's mix-1 stream, "…to leave the conference." is finalised as "Dial 3, to
+    leave the conference." (the earlier "Dial 1…Dial 4" prompts lead Whisper on). Forced as context in
+    front of the next utterances, that text no longer matches its audio; Whisper transcribed it anew
+    each time ("Dial 3, to leave the conference. You are now unmuted.", then that again and more). Each
+    final must hold only its own speech."""
+    from bench.accuracy import build_streams
+
+    _, audio, _ = build_streams(speech_dir)[2]
+    events = await run(engines, to_s16(audio[: 16000 * 40]), SessionConfig(source_language="en", partials=False))
+    texts = [e.text for e in finals(events)]
+    assert len(texts) >= 6
+    for before, after in itertools.pairwise(texts):
+        assert not after.lower().startswith(before.lower().rstrip(".")), texts
