@@ -11,6 +11,11 @@ def _norm(word: str) -> str:
     return _PUNCT.sub("", word.lower())
 
 
+def comparable_words(text: str) -> list[str]:
+    """The words of ``text`` as they are compared here: lower case, punctuation dropped."""
+    return [word for word in map(_norm, text.split()) if word]
+
+
 class LocalAgreement:
     """Tracks the committed (stable) word prefix of one utterance across successive hypotheses."""
 

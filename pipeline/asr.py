@@ -143,6 +143,11 @@ class _Plan:
     options: DecodeOptions
     audio_s: float
 
+    @property
+    def returned_limit(self) -> int:
+        """How many tokens a generation may return (the forced prefix and the new ones)."""
+        return self.max_length - self.prompt.prefix_start
+
 
 def _new_tokens(plan: _Plan, generation: Generation) -> list[int]:
     """The generated tokens after the forced prefix."""
@@ -167,7 +172,7 @@ def _sound_length(plan: _Plan, generation: Generation) -> int:
         if token - tokenizer.timestamp_begin > latest or (text and _compression_ratio(tokenizer.decode(text)) > _MAX_COMPRESSION):
             return kept
         kept, text = i + 1, []
-    hit_limit = len(generation.tokens) >= plan.max_length - plan.prompt.prefix_start
+    hit_limit = len(generation.tokens) >= plan.returned_limit
     if text and not hit_limit and _compression_ratio(tokenizer.decode(text)) <= _MAX_COMPRESSION:
         return len(new)  # ends without an end time: <|notimestamps|> mode, or a last segment Whisper left open
     return kept
@@ -305,8 +310,7 @@ class WhisperEngine:
                 for row, generation in zip(rows, generations, strict=True):
                     plan = plans[row]
                     # A batch decodes to its longest request's limit; each keeps to its own.
-                    keep = plan.max_length - plan.prompt.prefix_start
-                    generation = replace(generation, tokens=generation.tokens[:keep])
+                    generation = replace(generation, tokens=generation.tokens[: plan.returned_limit])
                     if row not in best or generation.avg_logprob > best[row].avg_logprob:
                         best[row] = generation
                     if self._acceptable(generation, plan):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .agreement import LocalAgreement
+from .agreement import LocalAgreement, comparable_words
 from .asr import DecodeOptions, DecodeResult, TimedText
 from .audio import AudioFormat, make_decoder
 from .engines import Engines
@@ -39,9 +39,8 @@ _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
 _EARLY_STOP_S = 1.5  # a final whose timestamps end this long before its speech is re-decoded alone
 
 
-def _words(text: str) -> list[str]:
-    """Lower-case words without punctuation, for comparing texts."""
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+def _priority(final: bool) -> Priority:
+    return Priority.FINAL if final else Priority.PARTIAL
 
 
 @dataclass(frozen=True)
@@ -225,10 +224,9 @@ class Session:
 
     async def _decode(self, action: Action, final: bool) -> DecodeResult:
         own_audio = action.audio[action.offset :]
-        priority = Priority.FINAL if final else Priority.PARTIAL
         if self._utt_language is None and self._cfg.source_language == AUTO \
                 and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
-            self._utt_language, _ = await self._engines.detect_language(own_audio, priority)
+            self._utt_language, _ = await self._engines.detect_language(own_audio, _priority(final))
         if not final:
             return await self._decode_once(action.audio, self._agreement.committed_text, (), final=False)
         audio, prefix, timed = self._with_context(action)
@@ -247,8 +245,9 @@ class Session:
         speech_end = audio_s - self._cfg.streaming.speech_pad_s
         if result.speech_end is not None and result.speech_end < speech_end - _EARLY_STOP_S:
             return True
-        new = _words(result.continuation)
-        return any(new[: len(known)] == known for known in map(_words, [prefix, *(t.text for t in timed)]) if known)
+        new = comparable_words(result.continuation)
+        contexts = map(comparable_words, [prefix, *(t.text for t in timed)])
+        return any(new[: len(known)] == known for known in contexts if known)
 
     async def _decode_once(self, audio: np.ndarray, prefix: str, timed: tuple[TimedText, ...],
                            final: bool) -> DecodeResult:
@@ -262,7 +261,7 @@ class Session:
             timed_prefix=timed,
         )
         started = time.perf_counter()
-        result = await self._engines.decode(audio, options, Priority.FINAL if final else Priority.PARTIAL)
+        result = await self._engines.decode(audio, options, _priority(final))
         self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
         return result
 
