@@ -72,6 +72,9 @@ class DecodeResult:
     language_probability: float
     continuation: str = ""  # what Whisper added after the prefix
     speech_end: float | None = None  # timestamp mode: the end time Whisper gave its last segment (seconds)
+    # Timestamp mode: the continuation as Whisper's segments, in seconds of the decoded audio (a last
+    # segment left open ends at the end of the audio); empty when decoded without timestamps.
+    segments: tuple[TimedText, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,28 @@ def _sound_length(plan: _Plan, generation: Generation) -> int:
     if text and not hit_limit and _compression_ratio(tokenizer.decode(text)) <= _MAX_COMPRESSION:
         return len(new)  # ends without an end time: <|notimestamps|> mode, or a last segment Whisper left open
     return kept
+
+
+def _segments(plan: _Plan, tokens: Sequence[int]) -> tuple[TimedText, ...]:
+    """The segments of new tokens in timestamp mode: ``<|t0|> text <|t1|>``; consecutive segments may
+    share one timestamp or give one each."""
+    begin = plan.tokenizer.timestamp_begin
+    prefix = plan.options.timed_prefix
+    start = prefix[-1].end if prefix else 0.0  # of the segment being read: the latest timestamp
+    segments: list[TimedText] = []
+    text: list[int] = []
+    for token in tokens:
+        if token < begin:
+            text.append(token)
+            continue
+        time = round((token - begin) * TIMESTAMP_STEP_S, 2)
+        if text:
+            segments.append(TimedText(start, time, plan.tokenizer.decode(text).strip()))
+            text = []
+        start = time
+    if text:  # left open: it runs to the end of the audio
+        segments.append(TimedText(start, max(plan.audio_s, start), plan.tokenizer.decode(text).strip()))
+    return tuple(s for s in segments if s.text)
 
 
 class WhisperEngine:
@@ -331,9 +356,11 @@ class WhisperEngine:
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
         closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
         speech_end = (tokens[-1] - plan.tokenizer.timestamp_begin) * TIMESTAMP_STEP_S if closed else None
+        segments = _segments(plan, tokens) if plan.options.timed_prefix else ()  # timestamp mode
         if generation.no_speech_prob > self._no_speech_threshold and generation.avg_logprob < -1.0:
-            continuation = ""
+            continuation, segments = "", ()
         return DecodeResult(
             text=f"{plan.prefix} {continuation}".strip(), language=plan.language,
             language_probability=plan.probability, continuation=continuation, speech_end=speech_end,
+            segments=segments,
         )

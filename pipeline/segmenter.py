@@ -33,8 +33,9 @@ class StreamingConfig:
     first_partial_s: float = 0.7
     partial_interval_s: float = 1.0
     max_segment_s: float = 20.0
-    # Finals are decoded with up to this much earlier speech in front (its final text forced as a
-    # prefix), so Whisper hears the context it was trained with; 0 turns it off.
+    # A candidate's audio starts up to this much before its utterance, so that its final can be decoded
+    # with the earlier speech in front (its final text forced as a prefix), the context Whisper was
+    # trained with; 0 turns it off.
     context_s: float = 10.0
     max_window_s: float = 28.0  # context + utterance must fit Whisper's 30 s window
 
@@ -53,8 +54,8 @@ class ActionKind(Enum):
 class Action:
     """One step for the session to carry out, in order.
 
-    For a CANDIDATE, ``context`` lists earlier utterances whose audio precedes the utterance in
-    ``audio``, oldest first, as (utterance id, sample offset in ``audio`` where its context begins).
+    A CANDIDATE's ``audio`` starts up to ``context_s`` before its utterance (``offset`` samples), never
+    before the stream; the earlier utterances in it are the session's to match with their finals.
     """
 
     kind: ActionKind
@@ -62,7 +63,6 @@ class Action:
     start: float
     end: float
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
-    context: list[tuple[int, int]] = field(default_factory=list)
     offset: int = 0  # where this utterance starts in ``audio``
 
 
@@ -88,7 +88,7 @@ class UtteranceTracker:
         self._candidate_sent = False
         self._next_partial = 0
         self._last_pause: int | None = None  # middle of the latest short pause in this utterance
-        self._finished: list[tuple[int, int]] = []  # (utterance id, start sample) of recent utterances
+        self._context = int(config.context_s * TARGET_RATE)
 
     @property
     def audio_seconds(self) -> float:
@@ -127,11 +127,8 @@ class UtteranceTracker:
             self._trim_to(self._keep_from())
 
     def _keep_from(self) -> int:
-        """Oldest sample still needed: pre-roll, or the start of utterances usable as context."""
-        keep = min(self._pos - self._pad - WINDOW, self._utt_start if self._in_speech else self._pos)
-        horizon = self._pos - int(self._cfg.context_s * TARGET_RATE)
-        self._finished = [(u, start) for u, start in self._finished if start >= horizon]
-        return min([keep, *(start for _, start in self._finished)])
+        """Oldest sample still needed: the context before the utterance, or before the next one's pre-roll."""
+        return min(self._pos - self._pad - WINDOW, self._utt_start if self._in_speech else self._pos) - self._context
 
     def _trim_to(self, start: int) -> None:
         drop = start - self._buf_start
@@ -180,7 +177,6 @@ class UtteranceTracker:
         if silence >= self._min_silence:
             if self._candidate_sent:
                 actions.append(self._action(ActionKind.FINALIZE, self._silence_start + self._pad))
-                self._finished.append((self._utterance, self._utt_start))
             self._in_speech = False
 
     def _after_speech_window(self, actions: list[Action]) -> None:
@@ -192,7 +188,6 @@ class UtteranceTracker:
                 cut = self._last_pause
             actions.append(self._action(ActionKind.CANDIDATE, cut))
             actions.append(self._action(ActionKind.FINALIZE, cut))
-            self._finished.append((self._utterance, self._utt_start))
             self._start_utterance(cut)
             self._speech_samples = self._min_speech  # the speech goes on across the cut
         elif duration >= self._next_partial:
@@ -200,16 +195,11 @@ class UtteranceTracker:
             self._next_partial += int(self._cfg.partial_interval_s * TARGET_RATE)
 
     def _action(self, kind: ActionKind, end: int) -> Action:
-        audio, context, context_start = np.zeros(0, np.float32), [], self._utt_start
-        if kind is ActionKind.PARTIAL:
-            audio = self._buf[self._utt_start - self._buf_start : end - self._buf_start].copy()
-        elif kind is ActionKind.CANDIDATE:
-            earliest = max(end - int(self._cfg.max_window_s * TARGET_RATE),
-                           self._utt_start - int(self._cfg.context_s * TARGET_RATE))
-            usable = [(u, start) for u, start in self._finished if start >= max(earliest, self._buf_start)]
-            if usable:
-                context_start = usable[0][1]
-            audio = self._buf[context_start - self._buf_start : end - self._buf_start].copy()
-            context = [(u, start - context_start) for u, start in usable]
-        return Action(kind, self._utterance, self._utt_start / TARGET_RATE, end / TARGET_RATE, audio, context,
-                      offset=self._utt_start - context_start)
+        audio, audio_start = np.zeros(0, np.float32), self._utt_start
+        if kind is ActionKind.CANDIDATE:
+            audio_start = max(self._buf_start, self._utt_start - self._context,
+                              min(self._utt_start, end - int(self._cfg.max_window_s * TARGET_RATE)))
+        if kind is not ActionKind.FINALIZE:
+            audio = self._buf[audio_start - self._buf_start : end - self._buf_start].copy()
+        return Action(kind, self._utterance, self._utt_start / TARGET_RATE, end / TARGET_RATE, audio,
+                      offset=self._utt_start - audio_start)

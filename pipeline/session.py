@@ -10,10 +10,11 @@ in segment order. ``aclose`` cancels both.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -59,6 +60,36 @@ class SessionConfig:
     outbox_size: int = 1024
 
 
+@dataclass(frozen=True)
+class _Known:
+    """A final's text in stream seconds, as Whisper's segments where its decode gave them."""
+
+    start: float
+    end: float
+    segments: tuple[TimedText, ...]
+
+    def pieces(self) -> list[tuple[float, TimedText]]:
+        """Each segment with where the audio may be cut before it (the utterance's start for the first,
+        else midway between it and the segment before), spanning the audio from its cut to the next."""
+        if not self.segments:
+            return []
+        cuts = [self.start]
+        for before, after in itertools.pairwise(self.segments):
+            cuts.append(min(max(cuts[-1], (before.end + after.start) / 2), self.end))
+        ends = [*cuts[1:], self.end]
+        return [(cut, TimedText(cut, end, s.text)) for cut, end, s in zip(cuts, ends, self.segments, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What a final is decoded over: the utterance with the context in front and the context's text."""
+
+    audio: np.ndarray
+    start: float  # stream seconds of audio[0]
+    prefix: str = ""  # text the decode must start with: committed words, or context (``timed_context=False``)
+    timed: tuple[TimedText, ...] = ()  # context text with its times in ``audio``
+
+
 @dataclass
 class _Final:
     segment: int
@@ -100,10 +131,10 @@ class Session:
         self._candidate: tuple[Action, DecodeResult] | None = None
         self._utt_language: str | None = None
         self._context = ""  # recent final text, Whisper's previous-text prompt
-        self._final_texts: dict[int, TimedText] = {}  # utterance id → final text and stream times
+        self._known: dict[int, _Known] = {}  # utterance id → its final, for the context of later ones
         self._tasks = [
-            asyncio.create_task(self._run(self._process()), name="session-process"),
-            asyncio.create_task(self._run(self._translate()), name="session-translate"),
+            asyncio.create_task(self._run(self._process), name="session-process"),
+            asyncio.create_task(self._run(self._translate), name="session-translate"),
         ]
 
     # ---- input side -------------------------------------------------------------------------
@@ -180,9 +211,9 @@ class Session:
                 self._engines.router.route(source, target, has_audio=True)  # raises with what is possible
 
     # ---- processing -------------------------------------------------------------------------
-    async def _run(self, coro) -> None:
+    async def _run(self, work: Callable[[], Awaitable[None]]) -> None:
         try:
-            await coro
+            await work()  # created here, so a session closed before its tasks start leaves no coroutine unawaited
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # handed to the consumer of events(), which decides
@@ -228,61 +259,64 @@ class Session:
                 and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
             self._utt_language, _ = await self._engines.detect_language(own_audio, _priority(final))
         if not final:
-            return await self._decode_once(action.audio, self._agreement.committed_text, (), final=False)
-        audio, prefix, timed = self._with_context(action)
-        result = await self._decode_once(audio, prefix, timed, final=True)
-        if audio.size > own_audio.size and self._context_misled(result, audio.size / 16_000, prefix, timed):
-            result = await self._decode_once(own_audio, "", (), final=True)  # the utterance alone decides
-        return replace(result, text=result.continuation)  # the utterance's own text, without the context's
+            window = _Window(action.audio, action.start, self._agreement.committed_text)
+            return await self._decode_once(window, final=False)
+        window = self._with_context(action)
+        result = await self._decode_once(window, final=True)
+        if window.audio.size > own_audio.size and self._context_misled(result, window):
+            window = _Window(own_audio, action.start)
+            result = await self._decode_once(window, final=True)  # the utterance alone decides
+        segments = tuple(TimedText(window.start + s.start, window.start + s.end, s.text) for s in result.segments)
+        # The utterance's own text, without the context's; its segments in stream time.
+        return replace(result, text=result.continuation, segments=segments)
 
-    def _context_misled(self, result: DecodeResult, audio_s: float, prefix: str, timed: tuple[TimedText, ...]) -> bool:
+    def _context_misled(self, result: DecodeResult, window: _Window) -> bool:
         """Signs that the context in front misled Whisper: no words or a last timestamp well before the
         speech ends (it took the new speech as covered), or new text that starts with a context text
         again (a context final that does not match its audio gets transcribed anew, with the new speech
         after it, and would carry on into every later final)."""
         if not result.continuation:
             return True
-        speech_end = audio_s - self._cfg.streaming.speech_pad_s
+        speech_end = window.audio.size / 16_000 - self._cfg.streaming.speech_pad_s
         if result.speech_end is not None and result.speech_end < speech_end - _EARLY_STOP_S:
             return True
         new = comparable_words(result.continuation)
-        contexts = map(comparable_words, [prefix, *(t.text for t in timed)])
+        contexts = map(comparable_words, [window.prefix, *(t.text for t in window.timed)])
         return any(new[: len(known)] == known for known in contexts if known)
 
-    async def _decode_once(self, audio: np.ndarray, prefix: str, timed: tuple[TimedText, ...],
-                           final: bool) -> DecodeResult:
+    async def _decode_once(self, window: _Window, final: bool) -> DecodeResult:
         options = DecodeOptions(
             language=self._language(),
             beam_size=self._cfg.final_beam_size if final else self._cfg.partial_beam_size,
-            prefix=prefix or None,
+            prefix=window.prefix or None,
             temperature_fallback=final,
             full_window=final and self._cfg.final_full_window,
             context=(self._context or None) if self._cfg.use_context else None,
-            timed_prefix=timed,
+            timed_prefix=window.timed,
         )
         started = time.perf_counter()
-        result = await self._engines.decode(audio, options, _priority(final))
+        result = await self._engines.decode(window.audio, options, _priority(final))
         self._observer.observe("asr_final" if final else "asr_partial", time.perf_counter() - started)
         return result
 
-    def _with_context(self, action: Action) -> tuple[np.ndarray, str, tuple[TimedText, ...]]:
-        """Audio and forced prefix (plain or timestamped) for a final: the latest earlier utterances
-        that all have text."""
-        usable: list[tuple[int, int]] = []
-        for utterance, offset in reversed(action.context):
-            known = self._final_texts.get(utterance)
-            if known is None or not known.text:
+    def _with_context(self, action: Action) -> _Window:
+        """The final's audio from where the known text of the speech before it begins: segments of the
+        latest finals, back to the start of the candidate's audio or to a final without text."""
+        audio_start = action.start - action.offset / 16_000
+        pieces: list[tuple[float, TimedText]] = []
+        for utterance in sorted((u for u in self._known if u < action.utterance), reverse=True):
+            known = self._known[utterance]
+            fitting = [(cut, segment) for cut, segment in known.pieces() if cut >= audio_start]
+            pieces[:0] = fitting
+            if not known.segments or len(fitting) < len(known.segments):
                 break
-            usable.insert(0, (utterance, offset))
-        if not usable:
-            return action.audio[action.offset :], "", ()
-        start = usable[0][1]
-        finals = [self._final_texts[u] for u, _ in usable]
+        if not pieces:
+            return _Window(action.audio[action.offset :], action.start)
+        cut = pieces[0][0]
+        audio = action.audio[round((cut - audio_start) * 16_000) :]
         if not self._cfg.timed_context:
-            return action.audio[start:], " ".join(f.text for f in finals), ()
-        window_start = action.start - (action.offset - start) / 16_000  # stream time of audio[start]
-        timed = tuple(TimedText(f.start - window_start, f.end - window_start, f.text) for f in finals)
-        return action.audio[start:], "", timed
+            return _Window(audio, cut, prefix=" ".join(segment.text for _, segment in pieces))
+        return _Window(audio, cut, timed=tuple(TimedText(s.start - cut, s.end - cut, s.text) for _, s in pieces))
 
     async def _execute(self, action: Action) -> None:
         if action.kind is ActionKind.FINALIZE:
@@ -313,9 +347,10 @@ class Session:
         assert self._candidate is not None
         candidate, result = self._candidate
         self._candidate = None
-        self._final_texts[candidate.utterance] = TimedText(candidate.start, candidate.end, result.text)
-        for old in [u for u in self._final_texts if u < candidate.utterance - _CONTEXT_UTTERANCES]:
-            del self._final_texts[old]
+        segments = result.segments or ((TimedText(candidate.start, candidate.end, result.text),) if result.text else ())
+        self._known[candidate.utterance] = _Known(candidate.start, candidate.end, segments)
+        for old in [u for u in self._known if u < candidate.utterance - _CONTEXT_UTTERANCES]:
+            del self._known[old]
         if result.text or self._open_segment is not None:
             segment = self._segment_id()
             await self._outbox.put(
