@@ -68,21 +68,22 @@ class _Known:
     end: float
     segments: tuple[TimedText, ...]
 
-    def pieces(self) -> list[tuple[float, TimedText]]:
-        """Each segment with where the audio may be cut before it (the utterance's start for the first,
-        else midway between it and the segment before), spanning the audio from its cut to the next."""
+    def pieces(self) -> list[TimedText]:
+        """The segments as pieces of the audio that may be cut apart: each starts where the audio may be
+        cut before it (the utterance's start for the first, else midway between it and the segment
+        before) and ends where the next starts, the last at the utterance's end."""
         if not self.segments:
             return []
         cuts = [self.start]
         for before, after in itertools.pairwise(self.segments):
             cuts.append(min(max(cuts[-1], (before.end + after.start) / 2), self.end))
         ends = [*cuts[1:], self.end]
-        return [(cut, TimedText(cut, end, s.text)) for cut, end, s in zip(cuts, ends, self.segments, strict=True)]
+        return [TimedText(cut, end, s.text) for cut, end, s in zip(cuts, ends, self.segments, strict=True)]
 
 
 @dataclass(frozen=True)
 class _Window:
-    """What a final is decoded over: the utterance with the context in front and the context's text."""
+    """What one decode runs over: the audio (for a final, with its context in front) and forced text."""
 
     audio: np.ndarray
     start: float  # stream seconds of audio[0]
@@ -303,20 +304,20 @@ class Session:
         """The final's audio from where the known text of the speech before it begins: segments of the
         latest finals, back to the start of the candidate's audio or to a final without text."""
         audio_start = action.start - action.offset / 16_000
-        pieces: list[tuple[float, TimedText]] = []
+        pieces: list[TimedText] = []
         for utterance in sorted((u for u in self._known if u < action.utterance), reverse=True):
             known = self._known[utterance]
-            fitting = [(cut, segment) for cut, segment in known.pieces() if cut >= audio_start]
+            fitting = [piece for piece in known.pieces() if piece.start >= audio_start]
             pieces[:0] = fitting
             if not known.segments or len(fitting) < len(known.segments):
                 break
         if not pieces:
             return _Window(action.audio[action.offset :], action.start)
-        cut = pieces[0][0]
+        cut = pieces[0].start
         audio = action.audio[round((cut - audio_start) * 16_000) :]
         if not self._cfg.timed_context:
-            return _Window(audio, cut, prefix=" ".join(segment.text for _, segment in pieces))
-        return _Window(audio, cut, timed=tuple(TimedText(s.start - cut, s.end - cut, s.text) for _, s in pieces))
+            return _Window(audio, cut, prefix=" ".join(piece.text for piece in pieces))
+        return _Window(audio, cut, timed=tuple(TimedText(p.start - cut, p.end - cut, p.text) for p in pieces))
 
     async def _execute(self, action: Action) -> None:
         if action.kind is ActionKind.FINALIZE:

@@ -34,9 +34,9 @@ def test_a_final_is_cut_into_pieces_between_its_segments():
     known = _Known(10.0, 20.0, (TimedText(10.3, 14.0, "One."), TimedText(14.4, 17.0, "Two."),
                                 TimedText(17.6, 21.0, "Three.")))
     assert known.pieces() == [
-        (10.0, TimedText(10.0, 14.2, "One.")),  # from the utterance's start
-        (14.2, TimedText(14.2, 17.3, "Two.")),  # midway between two segments
-        (17.3, TimedText(17.3, 20.0, "Three.")),  # up to the utterance's end, not past it
+        TimedText(10.0, 14.2, "One."),  # from the utterance's start
+        TimedText(14.2, 17.3, "Two."),  # cut midway between two segments
+        TimedText(17.3, 20.0, "Three."),  # up to the utterance's end, not past it
     ]
     assert _Known(3.0, 4.0, ()).pieces() == []
 
