@@ -42,6 +42,10 @@ class TimedText:
     end: float
     text: str
 
+    def shifted(self, seconds: float) -> TimedText:
+        """The same text, its times moved by ``seconds``."""
+        return TimedText(self.start + seconds, self.end + seconds, self.text)
+
 
 @dataclass(frozen=True)
 class DecodeOptions:
@@ -57,6 +61,11 @@ class DecodeOptions:
     # Earlier speech at the start of the audio, forced as a *timestamped* prefix: Whisper then knows which
     # audio that text covers and transcribes only what follows (decoding in timestamp mode).
     timed_prefix: tuple[TimedText, ...] = ()
+
+    @property
+    def timestamp_mode(self) -> bool:
+        """Whether Whisper decodes with timestamps (no ``<|notimestamps|>``): so with a timed prefix."""
+        return bool(self.timed_prefix)
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,11 @@ def _timestamp(tokenizer: Any, seconds: float) -> int:
     return tokenizer.timestamp_begin + min(LAST_TIMESTAMP_INDEX, max(0, round(seconds / TIMESTAMP_STEP_S)))
 
 
+def _seconds(tokenizer: Any, token: int) -> float:
+    """The time a timestamp token stands for."""
+    return round((token - tokenizer.timestamp_begin) * TIMESTAMP_STEP_S, 2)
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / max(1, len(zlib.compress(data)))
@@ -193,7 +207,7 @@ def _segments(plan: _Plan, tokens: Sequence[int]) -> tuple[TimedText, ...]:
         if token < begin:
             text.append(token)
             continue
-        time = round((token - begin) * TIMESTAMP_STEP_S, 2)
+        time = _seconds(plan.tokenizer, token)
         if text:
             segments.append(TimedText(start, time, plan.tokenizer.decode(text).strip()))
             text = []
@@ -302,7 +316,7 @@ class WhisperEngine:
             tokens = [tokenizer.sot_prev, *tokenizer.encode(" " + options.context.strip())[-(MAX_LENGTH // 2 - 1):]]
         sot_index = len(tokens)
         tokens += tokenizer.sot_sequence
-        if not options.timed_prefix:
+        if not options.timestamp_mode:
             tokens.append(tokenizer.no_timestamps)
         prefix_start = len(tokens)
         for piece in options.timed_prefix:
@@ -355,8 +369,8 @@ class WhisperEngine:
         tokens = _new_tokens(plan, generation)[: _sound_length(plan, generation)]
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
         closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
-        speech_end = (tokens[-1] - plan.tokenizer.timestamp_begin) * TIMESTAMP_STEP_S if closed else None
-        segments = _segments(plan, tokens) if plan.options.timed_prefix else ()  # timestamp mode
+        speech_end = _seconds(plan.tokenizer, tokens[-1]) if closed else None
+        segments = _segments(plan, tokens) if plan.options.timestamp_mode else ()
         if generation.no_speech_prob > self._no_speech_threshold and generation.avg_logprob < -1.0:
             continuation, segments = "", ()
         return DecodeResult(

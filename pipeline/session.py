@@ -267,7 +267,7 @@ class Session:
         if window.audio.size > own_audio.size and self._context_misled(result, window):
             window = _Window(own_audio, action.start)
             result = await self._decode_once(window, final=True)  # the utterance alone decides
-        segments = tuple(TimedText(window.start + s.start, window.start + s.end, s.text) for s in result.segments)
+        segments = tuple(segment.shifted(window.start) for segment in result.segments)
         # The utterance's own text, without the context's; its segments in stream time.
         return replace(result, text=result.continuation, segments=segments)
 
@@ -317,7 +317,7 @@ class Session:
         audio = action.audio[round((cut - audio_start) * 16_000) :]
         if not self._cfg.timed_context:
             return _Window(audio, cut, prefix=" ".join(piece.text for piece in pieces))
-        return _Window(audio, cut, timed=tuple(TimedText(p.start - cut, p.end - cut, p.text) for p in pieces))
+        return _Window(audio, cut, timed=tuple(piece.shifted(-cut) for piece in pieces))
 
     async def _execute(self, action: Action) -> None:
         if action.kind is ActionKind.FINALIZE:

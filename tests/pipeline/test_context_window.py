@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import Session, SessionConfig
+from pipeline import EngineConfig, Session, SessionConfig
 from pipeline.asr import DecodeOptions, DecodeRequest, Generation, TimedText
 from pipeline.engines import load_asr_engine
 from pipeline.segmenter import Action, ActionKind
 from pipeline.session import _Known
-from pipeline import EngineConfig
 from tests.pipeline.test_decode_guards import _generation, _timed_plan
 
 RATE = 16_000
