@@ -5,6 +5,7 @@
   python -m bench offline --model base                             # whole-file reference cost and WER
   python -m bench pipeline --model base                            # in-process: RTFs and final delay
   python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
+  python -m bench accuracy --model base --shifts 0,0.1,0.3,0.75    # … each at 4 offsets (how much is noise)
 """
 
 from __future__ import annotations
@@ -231,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--insecure", action="store_true", help="skip certificate checks (self-signed)")
             s.add_argument("--max-sessions", type=int, default=64, help="gateway --max-sessions when spawning")
             s.add_argument("--gateway-flag", action="append", default=[], help="extra flag for the spawned gateway")
+        if name == "accuracy":
+            s.add_argument("--shifts", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.0,),
+                           help="comma-separated seconds of silence put in front of every stream, one run each "
+                                "(e.g. 0,0.1,0.3,0.75); default 0")
         if name == "run":
             s.add_argument("--sessions", type=int, default=1)
         if name == "sweep":
@@ -254,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "accuracy":
         from .accuracy import run as accuracy_run
 
-        report = accuracy_run(args.file.parent, args.model)
+        report = accuracy_run(args.file.parent, args.model, args.shifts)
         report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run

@@ -2,7 +2,9 @@
 the other English clips of the shared recordings (seeded, so every run builds the same ones).
 
 One file of ~430 words moves by several errors with tiny input changes; pooling ~1000 words over four
-streams is what tells a real accuracy change from noise."""
+streams is what tells a real accuracy change from noise. ``shifts`` repeats every stream behind a few
+tenths of a second of extra leading silence: the same speech then meets the VAD's 32 ms windows, the
+cuts and Whisper's 10 ms frames at other offsets, which shows how much of a figure is one draw."""
 
 from __future__ import annotations
 
@@ -42,8 +44,9 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11) -> list[tupl
     return streams
 
 
-def run(speech_dir: Path, model: str) -> dict[str, Any]:
-    """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream."""
+def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,)) -> dict[str, Any]:
+    """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream
+    and per shift (seconds of silence put in front of the stream)."""
     from pipeline import EngineConfig, Engines
 
     from .pipeline_bench import stream_finals
@@ -51,16 +54,20 @@ def run(speech_dir: Path, model: str) -> dict[str, Any]:
     engines = Engines.load(EngineConfig(asr_model=model))
     rows = []
     try:
-        for name, audio, reference in build_streams(speech_dir):
-            streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
-            (stream_errors, words), (offline_errors, _) = (
-                word_errors(reference, streamed), word_errors(reference, offline_transcribe(model, audio).text))
-            rows.append({"stream": name, "words": words, "streaming_errors": stream_errors,
-                         "offline_errors": offline_errors})
-            print(f"{name:12s} {words:5d} words  streaming {stream_errors:3d} errors  offline {offline_errors:3d}")
+        for shift in shifts:
+            lead_in = np.zeros(round(shift * 16000), np.float32)
+            for name, speech, reference in build_streams(speech_dir):
+                audio = np.concatenate([lead_in, speech])
+                streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
+                (stream_errors, words), (offline_errors, _) = (
+                    word_errors(reference, streamed), word_errors(reference, offline_transcribe(model, audio).text))
+                rows.append({"stream": name, "shift_s": shift, "words": words, "streaming_errors": stream_errors,
+                             "offline_errors": offline_errors})
+                print(f"{name:12s} shift {shift:4.2f} s {words:5d} words  streaming {stream_errors:3d} errors"
+                      f"  offline {offline_errors:3d}", flush=True)
     finally:
         engines.close()
     words = sum(r["words"] for r in rows)
     pooled = {key: sum(r[f"{key}_errors"] for r in rows) / words for key in ("streaming", "offline")}
     print(f"pooled over {words} words: streaming WER {pooled['streaming']:.4f}, offline {pooled['offline']:.4f}")
-    return {"model": model, "streams": rows, "pooled_wer": pooled}
+    return {"model": model, "shifts_s": list(shifts), "streams": rows, "pooled_wer": pooled}

@@ -173,13 +173,19 @@ def _new_tokens(plan: _Plan, generation: Generation) -> list[int]:
     return tokens[len(forced):] if tokens[: len(forced)] == forced else tokens
 
 
-def _sound_length(plan: _Plan, generation: Generation) -> int:
-    """How many of the new tokens to keep: those before the first segment that loops (Whisper's
+def _sound_part(plan: _Plan, generation: Generation) -> Generation:
+    """``generation`` without its new tokens from the first segment that loops (Whisper's
     compression-ratio test, on each segment: over a long forced prefix a loop at the end would pass),
     lies past the end of the audio (seen where a stream is cut off mid-word: a phrase made up from the
     prompt), or was cut off by the length limit (a loop)."""
-    tokenizer = plan.tokenizer
     new = _new_tokens(plan, generation)
+    kept = _sound_length(plan, generation, new)
+    return replace(generation, tokens=generation.tokens[: len(generation.tokens) - len(new) + kept])
+
+
+def _sound_length(plan: _Plan, generation: Generation, new: Sequence[int]) -> int:
+    """How many of the ``new`` tokens of ``generation`` ``_sound_part`` keeps."""
+    tokenizer = plan.tokenizer
     latest = (plan.audio_s + _OVERRUN_S) / TIMESTAMP_STEP_S
     kept, text = 0, []
     for i, token in enumerate(new):
@@ -333,7 +339,7 @@ class WhisperEngine:
 
     def _generate(self, encoded: Any, plans: Sequence[_Plan]) -> list[Generation]:
         """Decode every plan at temperature 0, then retry the failed ones (that allow it) hotter; when all
-        fail, the likeliest decode is kept (``_result`` cuts it to its sound part)."""
+        fail, the likeliest is kept; each is cut to its sound part (``_sound_part``)."""
         chosen: dict[int, Generation] = {}
         best: dict[int, Generation] = {}
         todo = list(range(len(plans)))
@@ -350,23 +356,24 @@ class WhisperEngine:
                     plan = plans[row]
                     # A batch decodes to its longest request's limit; each keeps to its own.
                     generation = replace(generation, tokens=generation.tokens[: plan.returned_limit])
-                    if row not in best or generation.avg_logprob > best[row].avg_logprob:
-                        best[row] = generation
-                    if self._acceptable(generation, plan):
-                        chosen[row] = generation
+                    sound = _sound_part(plan, generation)
+                    if row not in best or sound.avg_logprob > best[row].avg_logprob:
+                        best[row] = sound
+                    if self._acceptable(sound, whole=len(sound.tokens) == len(generation.tokens)):
+                        chosen[row] = sound
             todo = [r for r in todo if r not in chosen and plans[r].options.temperature_fallback]
             if not todo:
                 break
         return [chosen.get(row, best[row]) for row in range(len(plans))]
 
-    def _acceptable(self, generation: Generation, plan: _Plan) -> bool:
-        if generation.no_speech_prob > self._no_speech_threshold:
+    def _acceptable(self, sound: Generation, whole: bool) -> bool:
+        """Whether a generation cut to its sound part (``whole``: nothing was cut) needs no hotter retry."""
+        if sound.no_speech_prob > self._no_speech_threshold:
             return True  # silence: a hotter decode would only invent words
-        sound = _sound_length(plan, generation) == len(_new_tokens(plan, generation))
-        return sound and generation.avg_logprob >= -1.0
+        return whole and sound.avg_logprob >= -1.0
 
     def _result(self, plan: _Plan, generation: Generation) -> DecodeResult:
-        tokens = _new_tokens(plan, generation)[: _sound_length(plan, generation)]
+        tokens = _new_tokens(plan, generation)
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
         closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
         speech_end = _seconds(plan.tokenizer, tokens[-1]) if closed else None

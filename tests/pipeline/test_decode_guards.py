@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from pipeline import EngineConfig, SessionConfig
-from pipeline.asr import DecodeOptions, Generation, TimedText, WhisperEngine, _new_tokens, _sound_length
+from pipeline.asr import DecodeOptions, Generation, TimedText, WhisperEngine, _new_tokens, _sound_part
 from pipeline.engines import load_asr_engine
 from tests.conftest import to_s16
 from tests.pipeline.test_session import finals, run
@@ -34,14 +34,14 @@ def _generation(plan, *pieces: str | float) -> Generation:
 
 
 def _kept_text(plan, generation: Generation) -> str:
-    return plan.tokenizer.decode(_new_tokens(plan, generation)[: _sound_length(plan, generation)]).strip()
+    return plan.tokenizer.decode(_new_tokens(plan, _sound_part(plan, generation))).strip()
 
 
 def test_only_sound_segments_are_kept():
     asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en"))
     plan = _timed_plan(asr)
     sound = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.2, "You have been removed.", 10.8, 10.8)
-    assert _sound_length(plan, sound) == len(_new_tokens(plan, sound))
+    assert _sound_part(plan, sound) == sound
     assert _kept_text(plan, sound) == "The conference will begin. You have been removed."  # may end 1 s late
     loop = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "The " + "r" * 200, 9.0)
     assert _kept_text(plan, loop) == "The conference will begin."
