@@ -6,6 +6,7 @@
   python -m bench pipeline --model base                            # in-process: RTFs and final delay
   python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
   python -m bench accuracy --model base --shifts 0,0.1,0.3,0.75    # … each at 4 offsets (how much is noise)
+  python -m bench accuracy --model base --continuous               # … clips joined into long speech
 """
 
 from __future__ import annotations
@@ -236,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--shifts", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.0,),
                            help="comma-separated seconds of silence put in front of every stream, one run each "
                                 "(e.g. 0,0.1,0.3,0.75); default 0")
+            s.add_argument("--continuous", action="store_true",
+                           help="join the extra streams' clips with pauses under 0.1 s: long speech that only "
+                                "the maximum segment length cuts")
         if name == "run":
             s.add_argument("--sessions", type=int, default=1)
         if name == "sweep":
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "accuracy":
         from .accuracy import run as accuracy_run
 
-        report = accuracy_run(args.file.parent, args.model, args.shifts)
+        report = accuracy_run(args.file.parent, args.model, args.shifts, args.continuous)
         report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run

@@ -21,10 +21,21 @@ from .offline import load_audio, offline_transcribe
 from .wer import word_errors
 
 _GAP_S = (0.6, 1.4)  # silence between clips, as in en-dev-long
+_CONTINUOUS_GAP_S = (0.0, 0.1)  # too short for the VAD to end an utterance: only the length limit cuts
 
 
-def build_streams(speech_dir: Path, count: int = 3, seed: int = 11) -> list[tuple[str, np.ndarray, str]]:
-    """(name, 16 kHz audio, reference) for en-dev-long and ``count`` streams of the clips it does not use."""
+def _speech_only(audio: np.ndarray) -> np.ndarray:
+    """The clip from 50 ms before its first speech to 50 ms after its last (Silero VAD)."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    spans = get_speech_timestamps(audio)
+    return audio[max(0, spans[0]["start"] - 800) : spans[-1]["end"] + 800] if spans else audio
+
+
+def build_streams(speech_dir: Path, count: int = 3, seed: int = 11,
+                  continuous: bool = False) -> list[tuple[str, np.ndarray, str]]:
+    """(name, 16 kHz audio, reference) for en-dev-long and ``count`` streams of the clips it does not use;
+    ``continuous``: those clips cut to their speech and joined with pauses under 0.1 s, for long speech."""
     dev_meta = json.loads((speech_dir / "en-dev-long.json").read_text())
     streams = [("en-dev-long", load_audio(speech_dir / "en-dev-long.flac"),
                 " ".join(u["text"] for u in dev_meta["utterances"]))]
@@ -37,14 +48,15 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11) -> list[tupl
     for k in range(count):
         pieces, texts = [np.zeros(8000, np.float32)], []
         for clip in clips[k::count]:
-            pieces.append(load_audio(speech_dir / clip["path"]))
-            pieces.append(np.zeros(int(rng.uniform(*_GAP_S) * 16000), np.float32))
+            audio = load_audio(speech_dir / clip["path"])
+            pieces.append(_speech_only(audio) if continuous else audio)
+            pieces.append(np.zeros(int(rng.uniform(*(_CONTINUOUS_GAP_S if continuous else _GAP_S)) * 16000), np.float32))
             texts.append(clip["text"])
-        streams.append((f"mix-{k}", np.concatenate(pieces), " ".join(texts)))
+        streams.append((f"{'joined' if continuous else 'mix'}-{k}", np.concatenate(pieces), " ".join(texts)))
     return streams
 
 
-def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,)) -> dict[str, Any]:
+def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), continuous: bool = False) -> dict[str, Any]:
     """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream
     and per shift (seconds of silence put in front of the stream)."""
     from pipeline import EngineConfig, Engines
@@ -56,7 +68,7 @@ def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,)) -> dic
     try:
         for shift in shifts:
             lead_in = np.zeros(round(shift * 16000), np.float32)
-            for name, speech, reference in build_streams(speech_dir):
+            for name, speech, reference in build_streams(speech_dir, continuous=continuous):
                 audio = np.concatenate([lead_in, speech])
                 streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
                 (stream_errors, words), (offline_errors, _) = (
@@ -70,4 +82,4 @@ def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,)) -> dic
     words = sum(r["words"] for r in rows)
     pooled = {key: sum(r[f"{key}_errors"] for r in rows) / words for key in ("streaming", "offline")}
     print(f"pooled over {words} words: streaming WER {pooled['streaming']:.4f}, offline {pooled['offline']:.4f}")
-    return {"model": model, "shifts_s": list(shifts), "streams": rows, "pooled_wer": pooled}
+    return {"model": model, "shifts_s": list(shifts), "continuous": continuous, "streams": rows, "pooled_wer": pooled}

@@ -21,3 +21,16 @@ def test_extra_streams_are_reproducible_and_disjoint_from_dev_long(speech_dir):
 
 def test_errors_count_words_after_normalisation():
     assert word_errors("Press star, to cancel.", "press start to cancel") == (1, 4)
+
+
+def test_continuous_streams_hold_speech_that_only_the_length_limit_cuts(speech_dir):
+    """The joined streams say what the mixed ones say, with the clips' silences gone: the VAD finds
+    stretches of speech longer than a segment may be (20 s) in each."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    mixed, joined = build_streams(speech_dir)[1:], build_streams(speech_dir, continuous=True)[1:]
+    for (_, mixed_audio, mixed_text), (name, audio, text) in zip(mixed, joined, strict=True):
+        assert name.startswith("joined-") and text == mixed_text
+        assert audio.size < 0.9 * mixed_audio.size
+        spans = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=500))
+        assert max(span["end"] - span["start"] for span in spans) > 20 * 16000
