@@ -45,14 +45,15 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11,
         clips = [r for r in rows if r["lang"] == "en" and r["id"] not in used]
     rng = random.Random(seed)
     rng.shuffle(clips)
+    gap_s, kind = (_CONTINUOUS_GAP_S, "joined") if continuous else (_GAP_S, "mix")
     for k in range(count):
         pieces, texts = [np.zeros(8000, np.float32)], []
         for clip in clips[k::count]:
             audio = load_audio(speech_dir / clip["path"])
             pieces.append(_speech_only(audio) if continuous else audio)
-            pieces.append(np.zeros(int(rng.uniform(*(_CONTINUOUS_GAP_S if continuous else _GAP_S)) * 16000), np.float32))
+            pieces.append(np.zeros(int(rng.uniform(*gap_s) * 16000), np.float32))
             texts.append(clip["text"])
-        streams.append((f"{'joined' if continuous else 'mix'}-{k}", np.concatenate(pieces), " ".join(texts)))
+        streams.append((f"{kind}-{k}", np.concatenate(pieces), " ".join(texts)))
     return streams
 
 
@@ -63,12 +64,13 @@ def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), contin
 
     from .pipeline_bench import stream_finals
 
+    streams = build_streams(speech_dir, continuous=continuous)
     engines = Engines.load(EngineConfig(asr_model=model))
     rows = []
     try:
         for shift in shifts:
             lead_in = np.zeros(round(shift * 16000), np.float32)
-            for name, speech, reference in build_streams(speech_dir, continuous=continuous):
+            for name, speech, reference in streams:
                 audio = np.concatenate([lead_in, speech])
                 streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
                 (stream_errors, words), (offline_errors, _) = (
