@@ -28,9 +28,14 @@ SAMPLE_RATE = 16_000
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
 MAX_LENGTH = 448  # Whisper's decoder positions
 _TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+SAMPLING_SEED = 20_240_601  # backends seed the fallback's sampling with it: the same requests give the same text
 TIMESTAMP_STEP_S = 0.02  # Whisper's timestamp tokens: <|0.00|>, <|0.02|> … <|30.00|>
 LAST_TIMESTAMP_INDEX = 1500  # <|30.00|>
 _OVERRUN_S = 1.0  # a segment may end this far past the audio (Whisper's end times run a little late)
+# A decode cut short (a loop, text past the audio) whose kept text ends this close to the end of the audio
+# lost at most a word fragment (a stream stopped mid-word): it stands, as a hotter retry would make up
+# words for that fragment (seen: "…received. The press star for the first time." over 0.3 s of "The pur").
+_FRAGMENT_S = 0.5
 _MAX_COMPRESSION = 2.4  # Whisper's compression-ratio threshold: text that zlib shrinks more is a loop
 
 
@@ -201,6 +206,17 @@ def _sound_length(plan: _Plan, generation: Generation, new: Sequence[int]) -> in
     return kept
 
 
+def _lost_speech(plan: _Plan, generation: Generation, sound: Generation) -> bool:
+    """Whether cutting ``generation`` to its ``sound`` part may have dropped speech: something was cut and
+    the kept text does not end (with a timestamp) within ``_FRAGMENT_S`` of the end of the audio."""
+    if len(sound.tokens) == len(generation.tokens):
+        return False
+    last = sound.tokens[-1] if sound.tokens else None
+    if last is None or last < plan.tokenizer.timestamp_begin:
+        return True
+    return plan.audio_s - _seconds(plan.tokenizer, last) > _FRAGMENT_S
+
+
 def _segments(plan: _Plan, tokens: Sequence[int]) -> tuple[TimedText, ...]:
     """The segments of new tokens in timestamp mode: ``<|t0|> text <|t1|>``; consecutive segments may
     share one timestamp or give one each."""
@@ -359,7 +375,7 @@ class WhisperEngine:
                     sound = _sound_part(plan, generation)
                     if row not in best or sound.avg_logprob > best[row].avg_logprob:
                         best[row] = sound
-                    if self._acceptable(sound, whole=len(sound.tokens) == len(generation.tokens)):
+                    if self._acceptable(sound, whole=not _lost_speech(plan, generation, sound)):
                         chosen[row] = sound
             todo = [r for r in todo if r not in chosen and plans[r].options.temperature_fallback]
             if not todo:
@@ -367,7 +383,7 @@ class WhisperEngine:
         return [chosen.get(row, best[row]) for row in range(len(plans))]
 
     def _acceptable(self, sound: Generation, whole: bool) -> bool:
-        """Whether a generation cut to its sound part (``whole``: nothing was cut) needs no hotter retry."""
+        """Whether a generation cut to its sound part (``whole``: no speech was cut) needs no hotter retry."""
         if sound.no_speech_prob > self._no_speech_threshold:
             return True  # silence: a hotter decode would only invent words
         return whole and sound.avg_logprob >= -1.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .asr import LAST_TIMESTAMP_INDEX, Generation, Prompt
+from .asr import LAST_TIMESTAMP_INDEX, SAMPLING_SEED, Generation, Prompt
 
 
 def _ct2_max_length(max_length: int, prefix_start: int) -> int:
@@ -38,6 +38,10 @@ class CTranslate2Backend:
         # decode differently from one run to the next (seen: a near-tie flipped at a cut-off word).
         # Strict reproducibility had no measurable cost here (base, 2 cores); a user's setting wins.
         os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+        # Each CTranslate2 thread seeds its sampler once, at its first draw, from this process-wide seed
+        # (random by default): a process then repeats its sampled fallbacks for the same requests in the
+        # same order (the torch backend seeds every call).
+        ctranslate2.set_random_seed(SAMPLING_SEED)
         device_type, _, index = device.partition(":")
         self._model = ctranslate2.models.Whisper(
             model_dir, device=device_type, device_index=int(index or 0),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .asr import Generation, Prompt
+from .asr import SAMPLING_SEED, Generation, Prompt
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "auto": None}
 
@@ -169,6 +169,8 @@ class _BeamSearch:
         self.beams = beams
         self.temperature = temperature
         self.max_length = max_length
+        self.generator = None if temperature == 0 else \
+            backend.torch.Generator(device=backend._device).manual_seed(SAMPLING_SEED)
         # Requests decoding in timestamp mode: no <|notimestamps|> between <|sot|> and the prefix.
         self.timed = [backend._no_timestamps not in p.tokens[p.sot_index : p.prefix_start] for p in prompts]
 
@@ -246,7 +248,7 @@ class _BeamSearch:
         logprobs = logits.log_softmax(-1)
         if self.temperature == 0:
             return logprobs
-        sampled = torch.multinomial((logits / self.temperature).softmax(-1), 1)
+        sampled = torch.multinomial((logits / self.temperature).softmax(-1), 1, generator=self.generator)
         only = torch.full_like(logprobs, -float("inf"))
         return only.scatter_(1, sampled, logprobs.gather(1, sampled))
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from pipeline import EngineConfig, SessionConfig
-from pipeline.asr import DecodeOptions, Generation, TimedText, WhisperEngine, _new_tokens, _sound_part
+from pipeline.asr import DecodeOptions, DecodeRequest, Generation, TimedText, WhisperEngine, _lost_speech, _new_tokens, _sound_part
 from pipeline.engines import load_asr_engine
 from tests.conftest import to_s16
 from tests.pipeline.test_session import finals, run
@@ -17,8 +17,6 @@ TEN_SECONDS = np.zeros(160_000, np.float32)
 
 def _timed_plan(asr: WhisperEngine):
     """A timestamp-mode plan for 10 s of audio whose first 3 s are forced as known text."""
-    from pipeline.asr import DecodeRequest
-
     options = DecodeOptions(language="en", timed_prefix=(TimedText(0.0, 3.0, "Press one to mute yourself."),))
     return asr._plan(DecodeRequest(TEN_SECONDS, options), "en", 1.0)
 
@@ -49,6 +47,26 @@ def test_only_sound_segments_are_kept():
     assert _kept_text(plan, past_the_audio) == "The conference will begin."
     left_open = _generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "You have been")
     assert _kept_text(plan, left_open) == "The conference will begin. You have been"  # Whisper may leave the last open
+
+
+def test_only_a_cut_that_may_have_dropped_speech_asks_for_a_hotter_retry():
+    """A loop or made-up text cut from the last half second of the audio (a stream stopped mid-word) lost
+    a word fragment at most: the kept text stands. Cut earlier, or without a timestamp to show where the
+    kept text ends, speech may be lost and the decode is retried hotter."""
+    asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en"))
+    plan = _timed_plan(asr)
+
+    def lost(generation: Generation) -> bool:
+        return _lost_speech(plan, generation, _sound_part(plan, generation))
+
+    assert not lost(_generation(plan, 3.5, "The conference will begin.", 9.6))
+    assert not lost(_generation(plan, 3.5, "The conference will begin.", 9.6, 9.6, "The " + "_" * 300))
+    assert not lost(_generation(plan, 3.5, "The conference will begin.", 9.8, 9.8, "Press star for the first time.", 11.5))
+    assert lost(_generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "The " + "r" * 200, 9.0))
+    assert lost(_generation(plan, 3.5, "The conference will begin.", 5.0, 9.0, "You have been removed.", 11.5))
+    assert lost(_generation(plan, "The " + "r" * 200, 9.0))
+    plain = asr._plan(DecodeRequest(TEN_SECONDS, DecodeOptions(language="en")), "en", 1.0)
+    assert _lost_speech(plain, loop := _generation(plain, "The " + "r" * 200), _sound_part(plain, loop))
 
 
 def test_a_decode_stopped_by_the_length_limit_keeps_only_whole_segments(dev_long):

@@ -4,6 +4,8 @@ batching across sessions (issue 7)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from bench.wer import wer
 from pipeline import EngineConfig, Engines, SessionConfig
 from pipeline.models import resolve_whisper_model
 from pipeline.whisper_convert import ConversionError, convert, read_ct2_variables
-from tests.conftest import to_s16
+from tests.conftest import ROOT, to_s16
 from tests.pipeline.test_session import finals, run
 
 
@@ -95,6 +97,35 @@ def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
     together = [result.text for result in engine.decode_batch(requests)]
     assert together == alone
     assert all(alone) and alone[2].startswith("Press")
+
+
+_SAMPLE_TWICE = """
+import sys
+from bench.offline import load_audio
+from pipeline import EngineConfig
+from pipeline.asr import DecodeOptions, DecodeRequest
+from pipeline.engines import load_asr_engine
+
+asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine=sys.argv[1], device="cpu"))
+audio = load_audio(sys.argv[2])[: 16000 * 8]
+plan = asr._plan(DecodeRequest(audio, DecodeOptions(language="en")), "en", 1.0)
+encoded = asr._encode([(audio, True)])
+for _ in range(2):
+    print(asr.backend.generate(encoded, [0], [plan.prompt], beam_size=1, temperature=1.0,
+                               max_length=plan.max_length)[0].tokens)
+"""
+
+
+@pytest.mark.parametrize("engine", ["ctranslate2", "transformers"])
+def test_the_sampled_fallback_repeats_from_one_process_to_the_next(engine, speech_dir):
+    """The temperature fallback samples from a fixed seed: two fresh processes given the same requests
+    draw the same tokens (before, a stream cut mid-word ended on a different made-up phrase per run)."""
+    runs = [subprocess.run([sys.executable, "-c", _SAMPLE_TWICE, engine, str(speech_dir / "en-dev-long.flac")],
+                           capture_output=True, text=True, check=True, cwd=ROOT).stdout.splitlines()
+            for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0]) == 2
+    if engine == "transformers":  # seeded per call, so the same request samples the same tokens
+        assert runs[0][0] == runs[0][1]
 
 
 def _with_timed_context(audio, before: dict, utterance: dict):
