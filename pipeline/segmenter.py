@@ -35,8 +35,9 @@ class StreamingConfig:
     max_segment_s: float = 20.0
     # A candidate's audio starts up to this much before its utterance, so that its final can be decoded
     # with the earlier speech in front (its final text forced as a prefix), the context Whisper was
-    # trained with; 0 turns it off.
-    context_s: float = 10.0
+    # trained with; 0 turns it off. 7 s measured best over four streams at four offsets (10 s and 5 s
+    # lost on en-dev-long or on the clip streams, 20 s dropped utterances): docs/pipeline.md.
+    context_s: float = 7.0
     max_window_s: float = 28.0  # context + utterance must fit Whisper's 30 s window
 
     @property
