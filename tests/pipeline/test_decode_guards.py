@@ -66,7 +66,8 @@ def test_only_a_cut_that_may_have_dropped_speech_asks_for_a_hotter_retry():
     assert lost(_generation(plan, 3.5, "The conference will begin.", 5.0, 9.0, "You have been removed.", 11.5))
     assert lost(_generation(plan, "The " + "r" * 200, 9.0))
     plain = asr._plan(DecodeRequest(TEN_SECONDS, DecodeOptions(language="en")), "en", 1.0)
-    assert _lost_speech(plain, loop := _generation(plain, "The " + "r" * 200), _sound_part(plain, loop))
+    loop = _generation(plain, "The " + "r" * 200)
+    assert _lost_speech(plain, loop, _sound_part(plain, loop))
 
 
 def test_a_decode_stopped_by_the_length_limit_keeps_only_whole_segments(dev_long):
