@@ -95,8 +95,12 @@ async def stream_pcm(
     run = StreamRun(chunk_seconds=options.chunk_ms / 1000)
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
     chunk = int(options.sample_rate * 2 * options.chunk_ms / 1000) if options.encoding == "pcm_s16le" else 4096
+    # Sent faster than real time, audio waits in TCP while the server is busy, and a keepalive ping waits
+    # behind it: its 20 s timeout then closed healthy connections (four unpaced sessions on a slow CPU).
+    # The server's own pings still watch the connection.
     async with connect(url, ssl=ssl_context if url.startswith("wss") else None, max_size=None,
-                       additional_headers=headers, open_timeout=30) as ws:
+                       additional_headers=headers, open_timeout=30,
+                       ping_interval=20 if options.realtime else None) as ws:
         await ws.send(json.dumps({
             "type": "start", "source_language": options.source_language, "targets": list(options.targets),
             "partials": options.partials,

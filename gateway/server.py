@@ -57,7 +57,11 @@ def uvicorn_config(settings: Settings, engines: Engines | None = None) -> uvicor
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+        # A client's pong waits in TCP behind the audio it sent ahead (up to the burst), which the gateway
+        # reads only as fast as the session takes it: a 20 s timeout closed healthy connections (1011)
+        # of clients that sent a file at once to a busy server. A peer that stays silent as long as an
+        # idle session may last is gone.
+        ws_ping_timeout=max(20.0, settings.idle_timeout_s),
         timeout_graceful_shutdown=10,
         **tls,
     )
