@@ -45,36 +45,42 @@ def test_a_file_that_is_not_a_ctranslate2_whisper_model_is_refused(tmp_path):
         read_ct2_variables(bogus)
 
 
-async def _stream_wer(engines: Engines, audio: np.ndarray, reference: str) -> tuple[float, list[str]]:
+# The first 88.6 s of en-dev-long: 14 utterances, the 31 s one cut at the 20 s limit, each final after the
+# first decoded behind a timestamped context. The whole file took 11 min here for both models (AMD EPYC).
+ENGINE_STRETCH_S = 88.6
+
+
+async def _stream_finals(engines: Engines, audio: np.ndarray) -> list[str]:
     events = await run(engines, to_s16(audio), SessionConfig(source_language="en", partials=False))
-    texts = [e.text for e in finals(events)]
-    return wer(reference, " ".join(texts)), texts
+    return [e.text for e in finals(events)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
 async def test_torch_engine_matches_ctranslate2_on_converted_weights(model, dev_long):
-    """Streaming en-dev-long (finals only) with the transformers engine on the converted CTranslate2
-    weights gives the WER of the CTranslate2 engine within one point (both float32 on the CPU).
+    """Streaming the start of en-dev-long (finals only) with the transformers engine on the converted
+    CTranslate2 weights gives the CTranslate2 engine's finals (both float32 on the CPU).
 
-    With plain-text prefixes both engines gave the same text for every final; finals now force their
-    context as a *timestamped* prefix, which the engines score slightly differently, so near-ties in
-    the beam flip (measured: 2 more errors of 432 with transformers for tiny.en and for base)."""
+    Finals force their context as a *timestamped* prefix, which the engines score slightly differently,
+    so a near-tie in the beam may flip: on the whole file (AMD EPYC) tiny.en gave the same WER, base one
+    more error in 432 words ("kick all" → "kick-all", "unmute" → "un-mute", both past this stretch)."""
     audio, meta = dev_long
-    reference = " ".join(u["text"] for u in meta["utterances"])
-    results = {}
+    clip = audio[: int(ENGINE_STRETCH_S * 16000)]
+    reference = " ".join(u["text"] for u in meta["utterances"] if u["end"] < ENGINE_STRETCH_S)
+    texts = {}
     for engine in ("ctranslate2", "transformers"):
         engines = await asyncio.to_thread(Engines.load, EngineConfig(
             asr_model=model, asr_engine=engine, device="cpu", compute_type="float32", translators=()))
         try:
             assert engines.asr.backend.kind == {"ctranslate2": "CTranslate2", "transformers": "transformers"}[engine]
-            results[engine] = await _stream_wer(engines, audio, reference)
+            texts[engine] = await _stream_finals(engines, clip)
         finally:
             engines.close()
-    ct2_wer, torch_wer = results["ctranslate2"][0], results["transformers"][0]
-    print(f"\n{model}: CTranslate2 WER {ct2_wer:.4f}, transformers WER {torch_wer:.4f}")
-    assert torch_wer <= ct2_wer + 0.01
-    assert len(results["transformers"][1]) == len(results["ctranslate2"][1])
+    ct2, torch = (" ".join(texts[engine]) for engine in ("ctranslate2", "transformers"))
+    print(f"\n{model}: CTranslate2 WER {wer(reference, ct2):.4f}, transformers WER {wer(reference, torch):.4f}")
+    assert len(texts["transformers"]) == len(texts["ctranslate2"]) >= 10
+    assert wer(ct2, torch) <= 0.02, texts  # at most a near-tie or two apart
+    assert wer(reference, torch) <= wer(reference, ct2) + 0.01
 
 
 def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
@@ -161,7 +167,7 @@ async def test_batched_sessions_give_the_same_finals_as_unbatched(dev_long):
     the floating-point order of the model's sums, which can flip a near-tie (seen once in CI: a word cut
     off by the end of a clip kept or dropped)."""
     audio, _ = dev_long
-    clips = [to_s16(audio[16000 * start: 16000 * (start + 40)]) for start in (0, 60, 120)]
+    clips = [to_s16(audio[16000 * start: 16000 * (start + 25)]) for start in (0, 119, 137)]  # 4-7 utterances each
     config = SessionConfig(source_language="en", targets=("pt",))
 
     async def together(max_batch: int, wait_ms: float) -> tuple[list[list[str]], Engines]:
