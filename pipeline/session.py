@@ -55,6 +55,11 @@ class SessionConfig:
     final_full_window: bool = True  # False: fitted encoder window for finals too (cheaper, less accurate)
     use_context: bool = True  # give recent final text to Whisper as its previous-text prompt
     timed_context: bool = True  # acoustic context's text forced with its timestamps (False: as plain text)
+    # A candidate final is decoded at once, before the silence that confirms it, only while this session's
+    # final decodes take at most this long (seconds, queueing included). Slower, a candidate that speech
+    # resumes after would cost a whole final decode for nothing, which the next utterance waits behind, so
+    # the candidate is decoded once confirmed: the same decode, later. 0: always wait; inf: never.
+    eager_final_max_s: float = 1.0
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     inbox_size: int = 64
     outbox_size: int = 1024
@@ -129,7 +134,8 @@ class Session:
         self._open_segment: int | None = None  # id given to the utterance in progress, if any
         self._deferred_texts: list[tuple[str, str]] = []
         self._agreement = LocalAgreement()
-        self._candidate: tuple[Action, DecodeResult] | None = None
+        self._candidate: tuple[Action, DecodeResult | None] | None = None  # None: not decoded yet
+        self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None
         self._context = ""  # recent final text, Whisper's previous-text prompt
         self._known: dict[int, _Known] = {}  # utterance id → its final, for the context of later ones
@@ -331,8 +337,16 @@ class Session:
             # so this one is skipped. Finals never depend on partials, so they stay the same.
             if self._cfg.partials and self._inbox.empty():
                 await self._hypothesis(action, await self._decode(action, final=False))
+        elif self._final_decode_s <= self._cfg.eager_final_max_s:
+            self._candidate = (action, await self._decode_final(action))
         else:
-            self._candidate = (action, await self._decode(action, final=True))
+            self._candidate = (action, None)
+
+    async def _decode_final(self, action: Action) -> DecodeResult:
+        started = time.perf_counter()
+        result = await self._decode(action, final=True)
+        self._final_decode_s = time.perf_counter() - started
+        return result
 
     async def _hypothesis(self, action: Action, result: DecodeResult) -> None:
         self._agreement.update(result.text)
@@ -348,6 +362,8 @@ class Session:
         assert self._candidate is not None
         candidate, result = self._candidate
         self._candidate = None
+        if result is None:
+            result = await self._decode_final(candidate)
         segments = result.segments or ((TimedText(candidate.start, candidate.end, result.text),) if result.text else ())
         self._known[candidate.utterance] = _Known(candidate.start, candidate.end, segments)
         for old in [u for u in self._known if u < candidate.utterance - _CONTEXT_UTTERANCES]:

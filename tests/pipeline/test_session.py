@@ -107,6 +107,26 @@ async def test_decisions_follow_audio_time_not_chunking(engines, dev_long):
     assert len(finals(reference)) >= 5
 
 
+async def test_slow_final_decodes_wait_for_the_confirming_silence(engines, dev_long):
+    """Where final decodes are slower than ``eager_final_max_s``, a candidate final is decoded only once
+    its silence is confirmed: no decode goes to the candidates that speech resumed after (two in these
+    40 s), and the finals are the same."""
+    audio, _ = dev_long
+    data = to_s16(audio[: 16000 * 40])
+
+    async def finals_and_decodes(eager_final_max_s: float) -> tuple[list, int]:
+        config = SessionConfig(source_language="en", partials=False, eager_final_max_s=eager_final_max_s)
+        before = sum(size * n for size, n in engines.asr_worker.batch_sizes.items())
+        events = await run(engines, data, config)
+        decodes = sum(size * n for size, n in engines.asr_worker.batch_sizes.items()) - before
+        return [(e.text, e.start, e.end) for e in finals(events)], decodes
+
+    eager, eager_decodes = await finals_and_decodes(float("inf"))
+    waiting, waiting_decodes = await finals_and_decodes(0.0)
+    assert waiting == eager and len(eager) >= 5
+    assert waiting_decodes < eager_decodes
+
+
 def encode_webm(audio: np.ndarray) -> bytes:
     from tests.pipeline.test_audio import encode_opus
 
