@@ -114,12 +114,14 @@ async def test_slow_final_decodes_wait_for_the_confirming_silence(engines, dev_l
     audio, _ = dev_long
     data = to_s16(audio[: 16000 * 40])
 
+    def decodes_run() -> int:
+        return sum(size * n for size, n in engines.asr_worker.batch_sizes.items())
+
     async def finals_and_decodes(eager_final_max_s: float) -> tuple[list, int]:
         config = SessionConfig(source_language="en", partials=False, eager_final_max_s=eager_final_max_s)
-        before = sum(size * n for size, n in engines.asr_worker.batch_sizes.items())
+        before = decodes_run()
         events = await run(engines, data, config)
-        decodes = sum(size * n for size, n in engines.asr_worker.batch_sizes.items()) - before
-        return [(e.text, e.start, e.end) for e in finals(events)], decodes
+        return [(e.text, e.start, e.end) for e in finals(events)], decodes_run() - before
 
     eager, eager_decodes = await finals_and_decodes(float("inf"))
     waiting, waiting_decodes = await finals_and_decodes(0.0)
