@@ -142,6 +142,8 @@ class ModelWorker:
         while (batch := self._take_batch()) is not None:
             if not batch:
                 continue
+            # Counted before its results are delivered, so whoever receives one sees its batch counted.
+            self.batch_sizes[len(batch)] += 1
             started = time.perf_counter()
             try:
                 self._run_batch(batch)
@@ -149,7 +151,6 @@ class ModelWorker:
                     self._after_batch()
             finally:
                 self.busy_seconds += time.perf_counter() - started
-                self.batch_sizes[len(batch)] += 1
 
     def _run_batch(self, batch: list[_Request]) -> None:
         try:
