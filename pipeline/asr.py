@@ -37,6 +37,8 @@ _OVERRUN_S = 1.0  # a segment may end this far past the audio (Whisper's end tim
 # words for that fragment (seen: "…received. The press star for the first time." over 0.3 s of "The pur").
 _FRAGMENT_S = 0.5
 _MAX_COMPRESSION = 2.4  # Whisper's compression-ratio threshold: text that zlib shrinks more is a loop
+_LOOP_REPEATS = 4  # a run of one n-gram (n ≤ _LOOP_PERIOD) this many times back to back is a decoding loop
+_LOOP_PERIOD = 8
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class DecodeOptions:
     # Earlier speech at the start of the audio, forced as a *timestamped* prefix: Whisper then knows which
     # audio that text covers and transcribes only what follows (decoding in timestamp mode).
     timed_prefix: tuple[TimedText, ...] = ()
+    # At most this many tokens after the prompt (forced prefix and new ones): a partial only extends the
+    # previous one, and a decode that loops at the end of the audio stops there instead of at the limit.
+    max_tokens: int | None = None
 
     @property
     def timestamp_mode(self) -> bool:
@@ -89,6 +94,7 @@ class DecodeResult:
     # Timestamp mode: the continuation as Whisper's segments, in seconds of the decoded audio (a last
     # segment left open ends at the end of the audio); empty when decoded without timestamps.
     segments: tuple[TimedText, ...] = ()
+    tokens: int = 0  # the hypothesis in tokens: forced prefix and kept new ones (for ``max_tokens``)
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,26 @@ def _sound_length(plan: _Plan, generation: Generation, new: Sequence[int]) -> in
     hit_limit = len(generation.tokens) >= plan.returned_limit
     if text and not hit_limit and _compression_ratio(tokenizer.decode(text)) <= _MAX_COMPRESSION:
         return len(new)  # ends without an end time: <|notimestamps|> mode, or a last segment Whisper left open
+    if text and not plan.options.temperature_fallback and not plan.options.timestamp_mode:
+        # No timestamps show where the text is whole, and no hotter retry will replace it (partials): keep
+        # it up to the loop (typically the speech, then one token over and over where the audio stops)
+        # or, cut by the limit without a loop, all of it.
+        sound = text[: _loop_start(text)]
+        if _compression_ratio(tokenizer.decode(sound)) <= _MAX_COMPRESSION:
+            return kept + len(sound)
     return kept
+
+
+def _loop_start(tokens: Sequence[int]) -> int:
+    """Where the first run of one n-gram repeated ``_LOOP_REPEATS`` times back to back begins (the length
+    of ``tokens`` when there is none)."""
+    for start in range(len(tokens)):
+        for period in range(1, _LOOP_PERIOD + 1):
+            run = period * _LOOP_REPEATS
+            if start + run <= len(tokens) and all(
+                    tokens[start + i] == tokens[start + i % period] for i in range(period, run)):
+                return start
+    return len(tokens)
 
 
 def _lost_speech(plan: _Plan, generation: Generation, sound: Generation) -> bool:
@@ -347,6 +372,8 @@ class WhisperEngine:
         if prefix:
             tokens += tokenizer.encode(" " + prefix)
         max_new = int(16 + self._max_tokens_per_second * request.audio.size / SAMPLE_RATE)
+        if options.max_tokens is not None:
+            max_new = max(1, min(max_new, options.max_tokens - (len(tokens) - prefix_start)))
         return _Plan(
             prompt=Prompt(tokens, sot_index, prefix_start), tokenizer=tokenizer, language=language,
             probability=probability, prefix=prefix, max_length=min(MAX_LENGTH, len(tokens) + max_new),
@@ -399,5 +426,5 @@ class WhisperEngine:
         return DecodeResult(
             text=f"{plan.prefix} {continuation}".strip(), language=plan.language,
             language_probability=plan.probability, continuation=continuation, speech_end=speech_end,
-            segments=segments,
+            segments=segments, tokens=len(generation.tokens) - len(tokens) + (len(tokens) if continuation else 0),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import re
 import time
 from collections import deque
@@ -38,6 +39,10 @@ _LANGUAGE_LOCK_S = 1.5
 _CONTEXT_WORDS = 60
 _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
 _EARLY_STOP_S = 1.5  # a final whose timestamps end this long before its speech is re-decoded alone
+# A partial may hold this many tokens more than the utterance's previous one, plus as many per second of
+# audio since as fast speech needs: enough to revise and extend it, and a bound on a decode that loops.
+_PARTIAL_SLACK_TOKENS = 16
+_PARTIAL_TOKENS_PER_S = 12
 
 
 def _priority(final: bool) -> Priority:
@@ -134,6 +139,7 @@ class Session:
         self._open_segment: int | None = None  # id given to the utterance in progress, if any
         self._deferred_texts: list[tuple[str, str]] = []
         self._agreement = LocalAgreement()
+        self._last_partial: tuple[float, int] | None = None  # (audio end, tokens) of this utterance's latest
         self._candidate: tuple[Action, DecodeResult | None] | None = None  # None: not decoded yet
         self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None
@@ -267,7 +273,7 @@ class Session:
             self._utt_language, _ = await self._engines.detect_language(own_audio, _priority(final))
         if not final:
             window = _Window(action.audio, action.start, self._agreement.committed_text)
-            return await self._decode_once(window, final=False)
+            return await self._decode_once(window, final=False, max_tokens=self._partial_token_budget(action))
         window = self._with_context(action)
         result = await self._decode_once(window, final=True)
         if window.audio.size > own_audio.size and self._context_misled(result, window):
@@ -291,7 +297,16 @@ class Session:
         contexts = map(comparable_words, [window.prefix, *(t.text for t in window.timed)])
         return any(new[: len(known)] == known for known in contexts if known)
 
-    async def _decode_once(self, window: _Window, final: bool) -> DecodeResult:
+    def _partial_token_budget(self, action: Action) -> int | None:
+        """Tokens a partial may hold: the previous partial's and what the audio since can add. Without a
+        bound, a partial whose audio stops mid-phrase behind a forced prefix often runs on with one token
+        to the length limit, seconds of compute on a slow CPU, in front of the final that follows."""
+        if self._last_partial is None:
+            return None
+        end, tokens = self._last_partial
+        return tokens + _PARTIAL_SLACK_TOKENS + math.ceil(_PARTIAL_TOKENS_PER_S * max(0.0, action.end - end))
+
+    async def _decode_once(self, window: _Window, final: bool, max_tokens: int | None = None) -> DecodeResult:
         options = DecodeOptions(
             language=self._language(),
             beam_size=self._cfg.final_beam_size if final else self._cfg.partial_beam_size,
@@ -300,6 +315,7 @@ class Session:
             full_window=final and self._cfg.final_full_window,
             context=(self._context or None) if self._cfg.use_context else None,
             timed_prefix=window.timed,
+            max_tokens=max_tokens,
         )
         started = time.perf_counter()
         result = await self._engines.decode(window.audio, options, _priority(final))
@@ -349,6 +365,7 @@ class Session:
         return result
 
     async def _hypothesis(self, action: Action, result: DecodeResult) -> None:
+        self._last_partial = (action.end, result.tokens)
         self._agreement.update(result.text)
         if not result.text:
             return
@@ -380,6 +397,7 @@ class Session:
                 await self._finals.put(_Final(segment, result.text, result.language, own_audio, self._targets))
         self._open_segment = None
         self._agreement = LocalAgreement()
+        self._last_partial = None
         self._utt_language = None
         await self._emit_deferred_texts()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def test_only_a_cut_that_may_have_dropped_speech_asks_for_a_hotter_retry():
     assert lost(_generation(plan, 3.5, "The conference will begin.", 5.0, 5.0, "The " + "r" * 200, 9.0))
     assert lost(_generation(plan, 3.5, "The conference will begin.", 5.0, 9.0, "You have been removed.", 11.5))
     assert lost(_generation(plan, "The " + "r" * 200, 9.0))
-    plain = asr._plan(DecodeRequest(TEN_SECONDS, DecodeOptions(language="en")), "en", 1.0)
+    plain = asr._plan(DecodeRequest(TEN_SECONDS, DecodeOptions(language="en", temperature_fallback=True)), "en", 1.0)
     loop = _generation(plain, "The " + "r" * 200)
     assert _lost_speech(plain, loop, _sound_part(plain, loop))
 
@@ -88,8 +89,37 @@ def test_a_decode_stopped_by_the_length_limit_keeps_only_whole_segments(dev_long
     whole, cut = free.decode(clip, timed), limited.decode(clip, timed)
     assert cut.continuation and len(cut.continuation) < len(whole.continuation)
     assert whole.continuation.startswith(cut.continuation) and cut.speech_end is not None
-    plain = DecodeOptions(language="en", beam_size=5)
+    plain = DecodeOptions(language="en", beam_size=5, temperature_fallback=True)
     assert free.decode(clip, plain).continuation and limited.decode(clip, plain).continuation == ""
+    # With no hotter retry to replace it (partials, speech translation), the cut text is all there is.
+    partial = limited.decode(clip, replace(plain, temperature_fallback=False)).continuation
+    assert partial and free.decode(clip, plain).continuation.startswith(partial)
+
+
+def test_a_decode_without_retries_keeps_what_came_before_its_loop():
+    """Without timestamps nothing shows where the text is whole; a final is retried hotter, but a partial
+    has no retry, so it keeps its words up to the token that repeats to the limit."""
+    asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en"))
+    for fallback, kept in ((False, "The conference will begin."), (True, "")):
+        plan = asr._plan(DecodeRequest(TEN_SECONDS, DecodeOptions(language="en", temperature_fallback=fallback)), "en", 1.0)
+        looping = _generation(plan, "The conference will begin. " + "_" * 400)
+        assert _kept_text(plan, looping) == kept
+        assert _lost_speech(plan, looping, _sound_part(plan, looping))
+
+
+def test_a_partial_behind_a_forced_prefix_keeps_its_words_within_its_token_budget(engines, dev_long):
+    """Real case: 12 s into the echo-test monologue, cut mid-phrase ("…an audible sense of"), with the
+    words already committed forced in front, Whisper base writes the rest, then one token over and over
+    to the length limit. The partial keeps the words, and its token budget ends the loop early."""
+    audio, _ = dev_long
+    clip = audio[int(151.4 * 16000): int(163.5 * 16000)]
+    committed = "You're about to enter an echo test. In this mode, everything you say will be repeated back to you"
+    options = DecodeOptions(language="en", prefix=committed, full_window=False)
+    result = engines.asr.decode(clip, options)
+    assert "as soon as it is received" in result.continuation and "sense of" in result.continuation
+    budget = result.tokens + 8
+    assert engines.asr._plan(DecodeRequest(clip, replace(options, max_tokens=budget)), "en", 1.0).returned_limit == budget
+    assert engines.asr.decode(clip, replace(options, max_tokens=budget)).continuation == result.continuation
 
 
 async def test_a_stream_cut_off_mid_word_ends_with_the_cut_word_at_most(engines, dev_long):
