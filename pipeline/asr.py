@@ -417,6 +417,7 @@ class WhisperEngine:
 
     def _result(self, plan: _Plan, generation: Generation) -> DecodeResult:
         tokens = _new_tokens(plan, generation)
+        forced = len(generation.tokens) - len(tokens)
         continuation = " ".join(plan.tokenizer.decode(tokens).split())
         closed = bool(tokens) and tokens[-1] >= plan.tokenizer.timestamp_begin  # ended on a segment's end time
         speech_end = _seconds(plan.tokenizer, tokens[-1]) if closed else None
@@ -426,5 +427,5 @@ class WhisperEngine:
         return DecodeResult(
             text=f"{plan.prefix} {continuation}".strip(), language=plan.language,
             language_probability=plan.probability, continuation=continuation, speech_end=speech_end,
-            segments=segments, tokens=len(generation.tokens) - len(tokens) + (len(tokens) if continuation else 0),
+            segments=segments, tokens=forced + (len(tokens) if continuation else 0),
         )

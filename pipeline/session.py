@@ -139,7 +139,7 @@ class Session:
         self._open_segment: int | None = None  # id given to the utterance in progress, if any
         self._deferred_texts: list[tuple[str, str]] = []
         self._agreement = LocalAgreement()
-        self._last_partial: tuple[float, int] | None = None  # (audio end, tokens) of this utterance's latest
+        self._last_partial: tuple[float, int] | None = None  # (audio end, tokens) of the utterance's last partial
         self._candidate: tuple[Action, DecodeResult | None] | None = None  # None: not decoded yet
         self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None

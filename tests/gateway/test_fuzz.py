@@ -54,7 +54,9 @@ def gateway():
 def open_session(gw, start=START):
     # No keepalive pings from this client: its background thread draws ping payloads from ``random``, and
     # Hypothesis fails a test whose global random state moves during a draw (a fuzz run past 20 s did).
-    with connect(gw.url, ssl=gw.ssl_context(), max_size=None, ping_interval=None) as ws:
+    # The opening handshake may wait 60 s, not websockets' 10 s: once, in CI, a freshly spawned gateway
+    # answered the first one later, and websockets 17.4 then hung joining its reader thread.
+    with connect(gw.url, ssl=gw.ssl_context(), max_size=None, ping_interval=None, open_timeout=60) as ws:
         ws.send(json.dumps(start))
         assert json.loads(ws.recv(timeout=30))["type"] == "ready"
         yield ws
