@@ -39,6 +39,15 @@ _FRAGMENT_S = 0.5
 _MAX_COMPRESSION = 2.4  # Whisper's compression-ratio threshold: text that zlib shrinks more is a loop
 _LOOP_REPEATS = 4  # a run of one n-gram (n ≤ _LOOP_PERIOD) this many times back to back is a decoding loop
 _LOOP_PERIOD = 8
+# A decode may add this many tokens plus as many per second of its audio as fast speech needs (speech has
+# 2-4 per second): enough for any real text, and where a runaway loop stops.
+TOKEN_SLACK = 16
+MAX_TOKENS_PER_SECOND = 12.0
+
+
+def token_budget(seconds: float, per_second: float = MAX_TOKENS_PER_SECOND) -> int:
+    """New tokens that ``seconds`` of audio may hold: ``TOKEN_SLACK`` plus ``per_second`` per second."""
+    return int(TOKEN_SLACK + per_second * max(0.0, seconds))
 
 
 @dataclass(frozen=True)
@@ -269,9 +278,9 @@ class WhisperEngine:
 
     def __init__(self, backend: WhisperBackend, model_dir: str | Path, name: str,
                  no_speech_threshold: float = 0.6, window_margin_s: float = 1.0,
-                 max_tokens_per_second: float = 12.0) -> None:
-        """``model_dir`` holds ``tokenizer.json`` (or is that file); a decode stops after 16 + ``max_tokens_per_second`` ×
-        audio seconds new tokens (speech has 2-4 per second; runaway loops stop there)."""
+                 max_tokens_per_second: float = MAX_TOKENS_PER_SECOND) -> None:
+        """``model_dir`` holds ``tokenizer.json`` (or is that file); a decode stops after
+        ``token_budget(audio seconds, max_tokens_per_second)`` new tokens."""
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
         from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
@@ -371,7 +380,7 @@ class WhisperEngine:
                        _timestamp(tokenizer, piece.end)]
         if prefix:
             tokens += tokenizer.encode(" " + prefix)
-        max_new = int(16 + self._max_tokens_per_second * request.audio.size / SAMPLE_RATE)
+        max_new = token_budget(request.audio.size / SAMPLE_RATE, self._max_tokens_per_second)
         if options.max_tokens is not None:
             max_new = max(1, min(max_new, options.max_tokens - (len(tokens) - prefix_start)))
         return _Plan(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import re
 import time
 from collections import deque
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .agreement import LocalAgreement, comparable_words
-from .asr import DecodeOptions, DecodeResult, TimedText
+from .asr import DecodeOptions, DecodeResult, TimedText, token_budget
 from .audio import AudioFormat, make_decoder
 from .engines import Engines
 from .errors import PipelineError, UnsupportedLanguageError
@@ -39,10 +38,6 @@ _LANGUAGE_LOCK_S = 1.5
 _CONTEXT_WORDS = 60
 _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
 _EARLY_STOP_S = 1.5  # a final whose timestamps end this long before its speech is re-decoded alone
-# A partial may hold this many tokens more than the utterance's previous one, plus as many per second of
-# audio since as fast speech needs: enough to revise and extend it, and a bound on a decode that loops.
-_PARTIAL_SLACK_TOKENS = 16
-_PARTIAL_TOKENS_PER_S = 12
 
 
 def _priority(final: bool) -> Priority:
@@ -300,11 +295,13 @@ class Session:
     def _partial_token_budget(self, action: Action) -> int | None:
         """Tokens a partial may hold: the previous partial's and what the audio since can add. Without a
         bound, a partial whose audio stops mid-phrase behind a forced prefix often runs on with one token
-        to the length limit, seconds of compute on a slow CPU, in front of the final that follows."""
+        to the length limit, seconds of compute on a slow CPU, in front of the final that follows. The
+        allowance on top is the engine's own length budget for the audio since: enough to revise and
+        extend the text, and a bound on a loop."""
         if self._last_partial is None:
             return None
         end, tokens = self._last_partial
-        return tokens + _PARTIAL_SLACK_TOKENS + math.ceil(_PARTIAL_TOKENS_PER_S * max(0.0, action.end - end))
+        return tokens + token_budget(action.end - end)
 
     async def _decode_once(self, window: _Window, final: bool, max_tokens: int | None = None) -> DecodeResult:
         options = DecodeOptions(
