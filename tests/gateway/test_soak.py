@@ -14,10 +14,11 @@ from bench.metrics import latency_report
 from bench.server import ProcessSampler, spawn_gateway
 from bench.wer import wer
 from gateway.client import BYTES_PER_SECOND, StreamOptions, decode_file, stream_pcm
+from tests.conftest import STREAMING_WER_SLACK
 from tests.gateway.protocol_checks import check_guarantees
 
 SOAK_SECONDS = 600
-OFFLINE_WER = 0.009  # faster-whisper's offline transcribe of en-dev-long, base (docs/pipeline.md)
+OFFLINE_WER = 0.007  # faster-whisper's offline transcribe of en-dev-long, base: 3 errors (4 on an AMD EPYC)
 
 
 @pytest.mark.slow
@@ -40,7 +41,7 @@ def test_ten_minutes_in_real_time_keep_every_guarantee_and_rss_flat(speech_dir, 
     first_pass_s = len(recording) / BYTES_PER_SECOND
     reference = " ".join(u["text"] for u in meta["utterances"])
     hypothesis = " ".join(m["text"] for m in run.finals() if m["start"] < first_pass_s)
-    assert wer(reference, hypothesis) <= OFFLINE_WER + 0.015, hypothesis
+    assert wer(reference, hypothesis) <= OFFLINE_WER + STREAMING_WER_SLACK, hypothesis
     print("\n" + latency_report(run, meta["utterances"]).table())  # figures for the record, not asserted
 
     t0 = sampler.samples[0][0]
