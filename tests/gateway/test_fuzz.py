@@ -8,7 +8,6 @@ test hung (reproduced here: 1 of ~480 sync connections, 0 of 2,000 asyncio ones,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
@@ -25,6 +24,7 @@ from bench.server import spawn_gateway
 from gateway.client import decode_file
 from gateway.protocol import CLIENT_MESSAGE, StartMessage
 from tests.gateway.protocol_checks import check_guarantees
+from tests.gateway.test_stream import recv_json
 
 START = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}, "source_language": "en",
          "targets": ["pt"]}
@@ -61,10 +61,6 @@ def is_valid_non_start(raw: str) -> bool:
 def gateway():
     with spawn_gateway(["--model", "tiny.en", "--max-sessions", "8"]) as gw:
         yield gw
-
-
-async def recv_json(ws: ClientConnection, timeout: float = 30) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 @contextlib.asynccontextmanager

@@ -21,8 +21,8 @@ async def open_ws(server, query: str = "", **kwargs):
     return await connect(server.ws_url + query, ssl=server.ssl, max_size=None, **kwargs)
 
 
-async def recv_json(ws) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), 30))
+async def recv_json(ws, timeout: float = 30) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 START = {"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1},
