@@ -56,14 +56,15 @@ def progress(total_seconds: float, label: str):
     return tqdm(total=round(total_seconds), desc=label, unit="s audio", leave=False, disable=None)
 
 
-async def measure(url: str, ssl_ctx, audio: bytes, utterances, n: int, targets, sampler, label: str) -> dict:
+async def measure(url: str, ssl_ctx, audio: bytes, utterances, n: int, targets, sampler, label: str,
+                  stagger_s: float = 3.0) -> dict:
     options = StreamOptions(targets=tuple(targets), source_language="en")
     seconds = len(audio) / BYTES_PER_SECOND
-    bar = progress(seconds, label)
-    ticker = asyncio.create_task(_tick(bar, seconds))
+    bar = progress(seconds + stagger_s, label)
+    ticker = asyncio.create_task(_tick(bar, seconds + stagger_s))
     since = time.monotonic()
     try:
-        result: LoadResult = await run_load(url, audio, utterances, n, options, ssl_ctx)
+        result: LoadResult = await run_load(url, audio, utterances, n, options, ssl_ctx, stagger_s)
     finally:
         ticker.cancel()
         bar.close()
@@ -172,7 +173,8 @@ async def target(args):
 async def command_run(args) -> dict[str, Any]:
     audio, utterances = load_recording(args.file, args.seconds)
     async with target(args) as (url, ctx, sampler):
-        summary = await measure(url, ctx, audio, utterances, args.sessions, args.targets, sampler, f"N={args.sessions}")
+        summary = await measure(url, ctx, audio, utterances, args.sessions, args.targets, sampler, f"N={args.sessions}",
+                                args.stagger)
     print_table([summary])
     return {"machine": machine(), "model": args.model, "runs": [summary]}
 
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "the maximum segment length cuts")
         if name == "run":
             s.add_argument("--sessions", type=int, default=1)
+            s.add_argument("--stagger", type=float, default=3.0,
+                           help="sessions start at random times within this many seconds (arrivals over time "
+                                "meet the gateway's latency-based admission)")
         if name == "sweep":
             s.add_argument("--limit", type=float, default=2.0, help="stop when p90 final latency passes this")
             s.add_argument("--max-n", type=int, default=64)

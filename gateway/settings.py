@@ -33,6 +33,7 @@ class Settings:
     batch_wait_ms: float = -1.0  # < 0: 0 on CPU, 5 on GPU
     translators: tuple[str, ...] = ("bergamot",)
     max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
+    admission_latency_s: float = 2.0
     max_frame_bytes: int = 1 << 20
     allow_origins: tuple[str, ...] = ()
     tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -78,6 +79,8 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
                     "(0: derived from the measured capacity of the model on this device)",
+    "admission_latency_s": "while running sessions get their finals later than this after the end of speech "
+                           "(p90 over the last 30 s), new sessions are refused with close code 1013 (0: off)",
     "max_frame_bytes": "largest WebSocket message accepted; larger ones close the connection with 1009",
     "log_level": "debug, info, warning or error",
     "static_dir": "the web page's files",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pipeline import EngineConfig, Engines
 
+from .admission import LatencyGate
 from .limits import PerClient
 from .metrics import GatewayMetrics
 from .settings import Settings
@@ -33,9 +34,11 @@ class GatewayState:
     live_sessions: dict = field(default_factory=dict)  # StreamConnection → Session, while streaming
     draining: bool = False  # set on SIGTERM: no new sessions
     per_client: PerClient = field(init=False)
+    admission: LatencyGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.per_client = PerClient(self.settings.max_connections_per_client)
+        self.admission = LatencyGate(self.settings.admission_latency_s)
         self.metrics.sessions_active.set_function(lambda: self.sessions_active)
         if self.engines is not None:
             self._engines_ready(self.engines)
@@ -43,6 +46,18 @@ class GatewayState:
     @property
     def sessions_active(self) -> int:
         return len(self.live_sessions)
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """The sessions' Observer: metrics, and final latencies for admission."""
+        self.metrics.observe(stage, seconds)
+        if stage == "final_latency":
+            self.admission.record(seconds)
+
+    def session_ended(self, connection: object) -> None:
+        """A connection's session is over; with the last one, the latencies it caused no longer apply."""
+        self.live_sessions.pop(connection, None)
+        if not self.live_sessions:
+            self.admission.clear()
 
     def _engines_ready(self, engines: Engines) -> None:
         self.engines = engines

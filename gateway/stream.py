@@ -222,8 +222,10 @@ class StreamConnection:
             return self.fail(ErrorCode.OVERLOADED,
                              f"the server is at its limit of {settings.session_limit} sessions; try again later",
                              CloseCode.TRY_AGAIN_LATER)
+        if busy := state.admission.refusal(state.sessions_active):
+            return self.fail(ErrorCode.OVERLOADED, busy, CloseCode.TRY_AGAIN_LATER)
         try:
-            session = Session(state.engines, session_config(start, settings), observer=state.metrics)
+            session = Session(state.engines, session_config(start, settings), observer=state)
         except PipelineError as exc:
             return self.fail(ErrorCode(exc.code), str(exc), close_code_for(exc))
         self._bytes_per_second = _pcm_bytes_per_second(start)

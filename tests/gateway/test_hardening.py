@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.server import spawn_gateway
+from gateway.admission import LatencyGate
 from gateway.client import StreamOptions, decode_file, stream_pcm
 from tests.conftest import free_port, run_server, to_s16
 from tests.gateway.protocol_checks import check_guarantees
@@ -69,6 +70,59 @@ async def test_over_capacity_session_gets_1013_and_the_others_finish(custom, dev
             messages = await finish(ws)
             assert any(m["type"] == "transcript" and m["final"] and "join" in m["text"] for m in messages)
             await ws.close()
+
+
+async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_long):
+    """With a latency limit no decode can meet, a second session is refused while the first runs, and
+    the gate opens again once the server is idle. The limit itself is the behaviour, not a timing."""
+    audio, _ = dev_long
+    async with custom(admission_latency_s=0.01) as srv, httpx.AsyncClient(base_url=srv.url, verify=srv.ssl) as http:
+        async with await open_ws(srv) as first:
+            await first.send(json.dumps(START))
+            assert (await recv_json(first))["type"] == "ready"
+            await first.send(to_s16(audio[: 16000 * 25]))
+            finals = 0
+            while finals < 3:
+                message = await recv_json(first, timeout=60)
+                finals += message["type"] == "transcript" and message["final"]
+            ready = (await http.get("/readyz")).json()
+            assert ready["admitting"] is False and ready["final_latency_p90_s"] > 0.01, ready
+            async with await open_ws(srv) as second:
+                await second.send(json.dumps(START))
+                error = await expect_error(second, "overloaded", fatal=True)
+                assert "busy" in error["message"] and "limit 0.0 s" in error["message"], error
+                assert await closed_with(second) == 1013
+            assert (await finish(first))[-1]["type"] == "end"
+        for _ in range(200):
+            if srv.state.sessions_active == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await http.get("/readyz")).json()["admitting"] is True
+        async with await open_ws(srv) as third:
+            await third.send(json.dumps(START))
+            assert (await recv_json(third))["type"] == "ready"
+
+
+def test_latency_gate_needs_recent_late_finals_and_running_sessions():
+    now = [0.0]
+    gate = LatencyGate(limit_s=2.0, window_s=30.0, min_samples=3, clock=lambda: now[0])
+    for latency in (3.0, 3.5):
+        gate.record(latency)
+    assert gate.refusal(active_sessions=1) is None  # two finals say nothing yet
+    gate.record(0.5)
+    assert gate.p90() == 3.5 and "3.5 s" in gate.refusal(active_sessions=1)
+    assert gate.refusal(active_sessions=0) is None  # an idle server always admits
+    now[0] = 31.0
+    assert gate.p90() is None and gate.refusal(active_sessions=1) is None  # the late finals are old news
+    for _ in range(9):
+        gate.record(1.0)
+    gate.record(9.0)
+    assert gate.p90() == 1.0  # one slow final in ten is within p90
+    gate.record(9.0)
+    assert gate.p90() == 9.0
+    gate.clear()
+    assert gate.p90() is None
+    assert LatencyGate(limit_s=0).refusal(active_sessions=5) is None  # 0 turns it off
 
 
 async def test_foreign_origin_is_refused_same_and_allowed_pass(custom):
