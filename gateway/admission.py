@@ -23,7 +23,11 @@ class LatencyGate:
     window_s: float = 30.0
     min_samples: int = 3  # fewer finals than this in the window say nothing yet
     clock: Callable[[], float] = time.monotonic
-    _samples: deque[tuple[float, float]] = field(default_factory=deque, init=False)  # (when, latency)
+    max_samples: int = 1024  # the newest ones, however busy the window
+    _samples: deque[tuple[float, float]] = field(init=False)  # (when, latency)
+
+    def __post_init__(self) -> None:
+        self._samples = deque(maxlen=self.max_samples)
 
     def record(self, latency_s: float) -> None:
         """One final transcript arrived ``latency_s`` after its utterance ended."""
