@@ -11,7 +11,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.
 
 
 class GatewayMetrics:
-    """Counters, gauges and per-stage latency histograms (fed by ``GatewayState.observe``)."""
+    """Counters, gauges and per-stage latency histograms (each connection's ``observe`` feeds them)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()

@@ -47,12 +47,6 @@ class GatewayState:
     def sessions_active(self) -> int:
         return len(self.live_sessions)
 
-    def observe(self, stage: str, seconds: float) -> None:
-        """The sessions' Observer: metrics, and final latencies for admission."""
-        self.metrics.observe(stage, seconds)
-        if stage == "final_latency":
-            self.admission.record(seconds)
-
     def session_ended(self, connection: object) -> None:
         """A connection's session is over; with the last one, the latencies it caused no longer apply."""
         self.live_sessions.pop(connection, None)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from enum import Enum
 from typing import Any
@@ -56,6 +57,9 @@ from .settings import Settings
 from .state import GatewayState
 
 log = logging.getLogger("gateway.stream")
+
+# Audio a real-time client may be ahead of the wall clock (its capture buffers, network jitter).
+REAL_TIME_SLACK_S = 2.0
 
 
 class ConnState(Enum):
@@ -103,6 +107,7 @@ class StreamConnection:
         self._rate = AudioRate(self.settings.max_audio_rate, self.settings.audio_burst_s)
         self._too_fast_told = False
         self._told_stopping = False
+        self._streaming_since = time.monotonic()
 
     # ---- output: everything goes through the outbox to the writer ---------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -225,11 +230,12 @@ class StreamConnection:
         if busy := state.admission.refusal(state.sessions_active):
             return self.fail(ErrorCode.OVERLOADED, busy, CloseCode.TRY_AGAIN_LATER)
         try:
-            session = Session(state.engines, session_config(start, settings), observer=state)
+            session = Session(state.engines, session_config(start, settings), observer=self)
         except PipelineError as exc:
             return self.fail(ErrorCode(exc.code), str(exc), close_code_for(exc))
         self._bytes_per_second = _pcm_bytes_per_second(start)
         state.live_sessions[self] = session  # no await since the limit check: admission cannot race
+        self._streaming_since = time.monotonic()
         state.metrics.sessions_started.inc()
         self.conn_state = ConnState.STREAMING
         try:
@@ -244,6 +250,17 @@ class StreamConnection:
                     group.create_task(self._pump(session))
         finally:
             state.live_sessions.pop(self, None)
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """The session's Observer: stage metrics, and final latencies for admission while in real time."""
+        self.state.metrics.observe(stage, seconds)
+        if stage == "final_latency" and self._in_real_time():
+            self.state.admission.record(seconds)
+
+    def _in_real_time(self) -> bool:
+        """Whether the client has sent no more audio than the time it has been streaming. One that sends
+        ahead (a file at once) waits for its own backlog: its late finals say nothing of the load."""
+        return self._audio_counted <= time.monotonic() - self._streaming_since + REAL_TIME_SLACK_S
 
     async def finish(self, session: Session, code: ErrorCode, message: str) -> None:
         """End the session early but cleanly: tell the client why, then finals and ``end`` as after stop."""

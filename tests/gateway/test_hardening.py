@@ -72,19 +72,30 @@ async def test_over_capacity_session_gets_1013_and_the_others_finish(custom, dev
             await ws.close()
 
 
+async def read_finals(ws, count: int) -> None:
+    """Read until ``count`` final transcripts have come."""
+    finals = 0
+    while finals < count:
+        message = await recv_json(ws, timeout=60)
+        finals += message["type"] == "transcript" and message["final"]
+
+
+async def send_in_real_time(ws, pcm: bytes) -> None:
+    for i in range(0, len(pcm), 3200):  # 100 ms frames, paced by the clock
+        await ws.send(pcm[i : i + 3200])
+        await asyncio.sleep(0.1)
+
+
 async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_long):
-    """With a latency limit no decode can meet, a second session is refused while the first runs, and
-    the gate opens again once the server is idle. The limit itself is the behaviour, not a timing."""
+    """With a latency limit no decode can meet, a second session is refused while a real-time one runs,
+    and the gate opens again once the server is idle. The limit itself is the behaviour, not a timing."""
     audio, _ = dev_long
     async with custom(admission_latency_s=0.01) as srv, httpx.AsyncClient(base_url=srv.url, verify=srv.ssl) as http:
         async with await open_ws(srv) as first:
             await first.send(json.dumps(START))
             assert (await recv_json(first))["type"] == "ready"
-            await first.send(to_s16(audio[: 16000 * 25]))
-            finals = 0
-            while finals < 3:
-                message = await recv_json(first, timeout=60)
-                finals += message["type"] == "transcript" and message["final"]
+            sender = asyncio.create_task(send_in_real_time(first, to_s16(audio[: 16000 * 20])))
+            await read_finals(first, 3)
             ready = (await http.get("/readyz")).json()
             assert ready["admitting"] is False and ready["final_latency_p90_s"] > 0.01, ready
             async with await open_ws(srv) as second:
@@ -92,6 +103,7 @@ async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_lo
                 error = await expect_error(second, "overloaded", fatal=True)
                 assert "busy" in error["message"] and "limit 0.0 s" in error["message"], error
                 assert await closed_with(second) == 1013
+            sender.cancel()
             assert (await finish(first))[-1]["type"] == "end"
         for _ in range(200):
             if srv.state.sessions_active == 0:
@@ -101,6 +113,22 @@ async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_lo
         async with await open_ws(srv) as third:
             await third.send(json.dumps(START))
             assert (await recv_json(third))["type"] == "ready"
+
+
+async def test_a_client_sending_ahead_does_not_close_admission(custom, dev_long):
+    """A file sent at once waits for its own backlog; its late finals are not the server's load."""
+    audio, _ = dev_long
+    async with custom(admission_latency_s=0.01) as srv:
+        async with await open_ws(srv) as first:
+            await first.send(json.dumps(START))
+            assert (await recv_json(first))["type"] == "ready"
+            await first.send(to_s16(audio[: 16000 * 20]))
+            await read_finals(first, 3)
+            assert srv.state.admission.p90() is None
+            async with await open_ws(srv) as second:
+                await second.send(json.dumps(START))
+                assert (await recv_json(second))["type"] == "ready"
+            assert (await finish(first))[-1]["type"] == "end"
 
 
 def test_latency_gate_needs_recent_late_finals_and_running_sessions():
