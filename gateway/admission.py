@@ -21,7 +21,7 @@ class LatencyGate:
 
     limit_s: float  # p90 above which new sessions are refused; 0 turns the gate off
     window_s: float = 30.0
-    min_samples: int = 3  # fewer finals than this in the window say nothing yet
+    min_samples: int = 2  # fewer finals than this in the window say nothing yet
     clock: Callable[[], float] = time.monotonic
     max_samples: int = 1024  # the newest ones, however busy the window
     _samples: deque[tuple[float, float]] = field(init=False)  # (when, latency)
