@@ -108,6 +108,7 @@ class StreamConnection:
         self._too_fast_told = False
         self._told_stopping = False
         self._streaming_since = time.monotonic()
+        self._sent_ahead = False
 
     # ---- output: everything goes through the outbox to the writer ---------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -254,13 +255,8 @@ class StreamConnection:
     def observe(self, stage: str, seconds: float) -> None:
         """The session's Observer: stage metrics, and final latencies for admission while in real time."""
         self.state.metrics.observe(stage, seconds)
-        if stage == "final_latency" and self._in_real_time():
+        if stage == "final_latency" and not self._sent_ahead:
             self.state.admission.record(seconds)
-
-    def _in_real_time(self) -> bool:
-        """Whether the client has sent no more audio than the time it has been streaming. One that sends
-        ahead (a file at once) waits for its own backlog: its late finals say nothing of the load."""
-        return self._audio_counted <= time.monotonic() - self._streaming_since + REAL_TIME_SLACK_S
 
     async def finish(self, session: Session, code: ErrorCode, message: str) -> None:
         """End the session early but cleanly: tell the client why, then finals and ``end`` as after stop."""
@@ -326,6 +322,9 @@ class StreamConnection:
                 else session.audio_seconds)
         self.state.metrics.audio_seconds.inc(max(0.0, seen - self._audio_counted))
         self._audio_counted = seen
+        # A client that sends ahead of real time (a file at once) waits for its own backlog for the rest of
+        # the session: its late finals say nothing of the server's load.
+        self._sent_ahead |= seen > time.monotonic() - self._streaming_since + REAL_TIME_SLACK_S
         if seen >= self.settings.max_session_s:
             await self.finish(session, ErrorCode.SESSION_TOO_LONG,
                               f"the session reached its limit of {self.settings.max_session_s:g} s of audio")

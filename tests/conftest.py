@@ -125,7 +125,10 @@ def certs_dir(tmp_path_factory) -> Path:
 def base_settings(certs_dir: Path):
     from gateway.settings import Settings
 
-    return Settings(host="127.0.0.1", port=0, certs_dir=certs_dir, log_level="warning", max_sessions=6)
+    # No latency-based admission on the servers tests share: one test's session may still be closing (its
+    # latencies counted) while the next test connects. tests/gateway/test_hardening.py tests the gate.
+    return Settings(host="127.0.0.1", port=0, certs_dir=certs_dir, log_level="warning", max_sessions=6,
+                    admission_latency_s=0)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
