@@ -42,10 +42,9 @@ async def readyz(request: Request) -> JSONResponse:
     if state.engines is None:
         detail = f"loading failed: {state.load_error}" if state.load_error else "loading models"
         return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503)
-    busy = state.admission.refusal(state.sessions_active)
     return JSONResponse({"status": "ready", "models": state.engines.describe(),
                          "sessions": state.sessions_active, "max_sessions": state.settings.session_limit,
-                         "admitting": busy is None and state.sessions_active < state.settings.session_limit,
+                         "admitting": state.refusal() is None,
                          "final_latency_p90_s": state.admission.p90()})
 
 

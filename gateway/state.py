@@ -47,6 +47,13 @@ class GatewayState:
     def sessions_active(self) -> int:
         return len(self.live_sessions)
 
+    def refusal(self) -> str | None:
+        """Why a new session must wait now (the session limit, or late finals), or None to admit it."""
+        limit = self.settings.session_limit
+        if self.sessions_active >= limit:
+            return f"the server is at its limit of {limit} sessions; try again later"
+        return self.admission.refusal(self.sessions_active)
+
     def session_ended(self, connection: object) -> None:
         """A connection's session is over; with the last one, the latencies it caused no longer apply."""
         self.live_sessions.pop(connection, None)

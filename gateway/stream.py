@@ -224,11 +224,7 @@ class StreamConnection:
                              CloseCode.TRY_AGAIN_LATER)
         if state.draining:
             return self.fail(ErrorCode.GOING_AWAY, "the server is shutting down", CloseCode.GOING_AWAY)
-        if state.sessions_active >= settings.session_limit:
-            return self.fail(ErrorCode.OVERLOADED,
-                             f"the server is at its limit of {settings.session_limit} sessions; try again later",
-                             CloseCode.TRY_AGAIN_LATER)
-        if busy := state.admission.refusal(state.sessions_active):
+        if busy := state.refusal():
             return self.fail(ErrorCode.OVERLOADED, busy, CloseCode.TRY_AGAIN_LATER)
         try:
             session = Session(state.engines, session_config(start, settings), observer=self)

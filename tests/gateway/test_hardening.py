@@ -60,6 +60,8 @@ async def test_over_capacity_session_gets_1013_and_the_others_finish(custom, dev
         for ws in (first, second):
             await ws.send(json.dumps(START))
             assert (await recv_json(ws))["type"] == "ready"
+        async with httpx.AsyncClient(base_url=srv.url, verify=srv.ssl) as http:
+            assert (await http.get("/readyz")).json()["admitting"] is False
         async with await open_ws(srv) as third:
             await third.send(json.dumps(START))
             error = await expect_error(third, "overloaded", fatal=True)
