@@ -41,6 +41,7 @@ class Settings:
     static_dir: Path = PROJECT_ROOT / "static"
     final_beam_size: int = 5
     min_silence_ms: int = 500
+    eager_final_max_s: float = 1.0
     max_connections_per_client: int = 16
     idle_timeout_s: float = 60.0
     max_session_s: float = 4 * 3600.0
@@ -86,6 +87,9 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "static_dir": "the web page's files",
     "final_beam_size": "beam size of final decodes (partials are greedy)",
     "min_silence_ms": "silence that ends an utterance",
+    "eager_final_max_s": "decode an utterance's end before the silence confirms it (finals 0.3 s sooner) while "
+                         "final decodes take at most this long; slower, wait for the confirmation, so that "
+                         "no decode is wasted when speech resumes (0: always wait)",
     "max_connections_per_client": "open WebSockets per client address",
     "idle_timeout_s": "a session that receives nothing for this long is finished (finals, then end)",
     "max_session_s": "seconds of audio after which a session is finished",

@@ -86,6 +86,7 @@ def session_config(start: StartMessage, settings: Settings) -> SessionConfig:
     return SessionConfig(
         audio=audio, source_language=start.source_language, targets=tuple(start.targets),
         partials=start.partials, final_beam_size=settings.final_beam_size,
+        eager_final_max_s=settings.eager_final_max_s,
         streaming=StreamingConfig(min_silence_s=settings.min_silence_ms / 1000),
     )
 

@@ -49,3 +49,16 @@ def test_token_redaction_keeps_other_log_arguments_intact():
     mapping = logging.LogRecord("gateway", logging.INFO, __file__, 1, "models loaded: %s", ({"asr": "x"},), None)
     RedactTokens().filter(mapping)
     assert mapping.getMessage() == "models loaded: {'asr': 'x'}"
+
+
+def test_session_tuning_flags_reach_the_session_and_the_gate():
+    from gateway.protocol import StartMessage
+    from gateway.state import GatewayState
+    from gateway.stream import session_config
+
+    settings = load_settings(["--eager-final-max-s", "0", "--min-silence-ms", "700", "--final-beam-size", "3",
+                              "--admission-latency-s", "1.5"])
+    start = StartMessage.model_validate({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}})
+    config = session_config(start, settings)
+    assert (config.eager_final_max_s, config.streaming.min_silence_s, config.final_beam_size) == (0, 0.7, 3)
+    assert GatewayState(settings).admission.limit_s == 1.5
