@@ -247,7 +247,7 @@ class StreamConnection:
                     group.create_task(self._read(session))
                     group.create_task(self._pump(session))
         finally:
-            state.live_sessions.pop(self, None)
+            state.session_ended(self)
 
     def observe(self, stage: str, seconds: float) -> None:
         """The session's Observer: stage metrics, and final latencies for admission while in real time."""

@@ -111,7 +111,8 @@ async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_lo
             if srv.state.sessions_active == 0:
                 break
             await asyncio.sleep(0.05)
-        assert (await http.get("/readyz")).json()["admitting"] is True
+        idle = (await http.get("/readyz")).json()
+        assert idle["admitting"] is True and idle["final_latency_p90_s"] is None, idle  # forgotten when idle
         async with await open_ws(srv) as third:
             await third.send(json.dumps(START))
             assert (await recv_json(third))["type"] == "ready"
