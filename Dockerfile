@@ -31,12 +31,12 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
 COPY pipeline ./pipeline
 COPY gateway ./gateway
 COPY bench ./bench
 COPY static ./static
-RUN pip install ".[${EXTRAS}]" \
+RUN pip install -c constraints.txt ".[${EXTRAS}]" \
     && python -c "from pipeline import resolve_whisper_model; print(resolve_whisper_model('base'))"
 
 RUN useradd --system --uid 10001 --home-dir /app gateway \
