@@ -11,9 +11,10 @@ ensure_venv() {
   fi
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    # torch: pin the CPU build (an unpinned torch pulls a multi-GB CUDA build)
+    # torch first, at its pinned version in constraints.txt: here that is the CPU build on disk (an
+    # unpinned torch pulls a multi-GB CUDA build)
     if [[ ",$extras," == *",hf,"* ]]; then
-      .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0"
+      .venv/bin/python -m pip install -q -c constraints.txt torch
     fi
     .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
     rm -f .venv/.installed-*
