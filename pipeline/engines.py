@@ -101,8 +101,8 @@ class Engines:
         """Decode ``audio`` on the ASR worker, batched with other sessions' requests."""
         return await self.asr_worker.submit(self.asr.decode_batch, DecodeRequest(audio, options), priority)
 
-    async def detect_language(self, audio: np.ndarray, priority: Priority) -> tuple[str, float]:
-        """The spoken language of ``audio`` and its probability."""
+    async def detect_language(self, audio: np.ndarray, priority: Priority) -> dict[str, float]:
+        """The probability that ``audio`` is spoken in each language Whisper knows (ISO codes)."""
         return await self.asr_worker.submit(self.asr.detect_language_batch, audio, priority)
 
     async def translate(self, backend: TextTranslator, texts: list[str], source: str, target: str,

@@ -25,6 +25,7 @@ from .audio import AudioFormat, make_decoder
 from .engines import Engines
 from .errors import PipelineError, UnsupportedLanguageError
 from .events import EndEvent, Event, TranscriptEvent, TranslationErrorEvent, TranslationEvent
+from .language import LanguageEvidence, LanguageProbabilities
 from .observe import NullObserver, Observer
 from .scheduler import Priority
 from .segmenter import Action, ActionKind, StreamingConfig, UtteranceTracker
@@ -32,8 +33,9 @@ from .translating import run_route
 
 AUTO = "auto"
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
-# From this much audio of an utterance on, its language is detected once (full window) and kept;
-# shorter partials get a provisional detection of their own.
+# Source language auto: from this much audio of an utterance on, its partials keep one detected language
+# (shorter ones take the session's latest, or detect their own in the first utterance); its final
+# detects again on the whole utterance.
 _LANGUAGE_LOCK_S = 1.5
 _CONTEXT_WORDS = 60
 _CONTEXT_UTTERANCES = 32  # final texts kept for acoustic context
@@ -105,6 +107,15 @@ class _Final:
     targets: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """An utterance's latest candidate final and, once decoded, its result and language detection."""
+
+    action: Action
+    result: DecodeResult | None = None
+    detected: LanguageProbabilities | None = None  # source language auto only
+
+
 @dataclass
 class _Failure:
     error: BaseException
@@ -135,9 +146,11 @@ class Session:
         self._deferred_texts: list[tuple[str, str]] = []
         self._agreement = LocalAgreement()
         self._last_partial: tuple[float, int] | None = None  # (audio end, tokens) of the utterance's last partial
-        self._candidate: tuple[Action, DecodeResult | None] | None = None  # None: not decoded yet
+        self._candidate: _Candidate | None = None
         self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None
+        self._languages = LanguageEvidence()
+        self._detects_language = config.source_language == AUTO and engines.asr.multilingual
         self._context = ""  # recent final text, Whisper's previous-text prompt
         self._known: dict[int, _Known] = {}  # utterance id → its final, for the context of later ones
         self._tasks = [
@@ -259,13 +272,12 @@ class Session:
     def _language(self) -> str | None:
         if self._cfg.source_language != AUTO:
             return self._cfg.source_language
-        return self._utt_language
+        return self._utt_language or self._languages.likeliest
 
     async def _decode(self, action: Action, final: bool) -> DecodeResult:
         own_audio = action.audio[action.offset :]
-        if self._utt_language is None and self._cfg.source_language == AUTO \
-                and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
-            self._utt_language, _ = await self._engines.detect_language(own_audio, _priority(final))
+        if self._detects_language and self._utt_language is None and own_audio.size >= _LANGUAGE_LOCK_S * 16_000:
+            self._utt_language = self._languages.choose(await self._engines.detect_language(own_audio, _priority(final)))
         if not final:
             window = _Window(action.audio, action.start, self._agreement.committed_text)
             return await self._decode_once(window, final=False, max_tokens=self._partial_token_budget(action))
@@ -351,15 +363,20 @@ class Session:
             if self._cfg.partials and self._inbox.empty():
                 await self._hypothesis(action, await self._decode(action, final=False))
         elif self._final_decode_s <= self._cfg.eager_final_max_s:
-            self._candidate = (action, await self._decode_final(action))
+            self._candidate = await self._decode_final(action)
         else:
-            self._candidate = (action, None)
+            self._candidate = _Candidate(action)
 
-    async def _decode_final(self, action: Action) -> DecodeResult:
+    async def _decode_final(self, action: Action) -> _Candidate:
         started = time.perf_counter()
+        detected = None
+        if self._detects_language:
+            # The whole utterance is heard now, and its first seconds often name the wrong language.
+            detected = await self._engines.detect_language(action.audio[action.offset :], Priority.FINAL)
+            self._utt_language = self._languages.choose(detected)
         result = await self._decode(action, final=True)
         self._final_decode_s = time.perf_counter() - started
-        return result
+        return _Candidate(action, result, detected)
 
     async def _hypothesis(self, action: Action, result: DecodeResult) -> None:
         self._last_partial = (action.end, result.tokens)
@@ -373,11 +390,14 @@ class Session:
         )
 
     async def _finalize(self, action: Action) -> None:
-        assert self._candidate is not None
-        candidate, result = self._candidate
-        self._candidate = None
-        if result is None:
-            result = await self._decode_final(candidate)
+        decoded, self._candidate = self._candidate, None
+        assert decoded is not None
+        if decoded.result is None:
+            decoded = await self._decode_final(decoded.action)
+        candidate, result = decoded.action, decoded.result
+        assert result is not None
+        if decoded.detected is not None and result.text:
+            self._languages.observe(decoded.detected)
         segments = result.segments or ((TimedText(candidate.start, candidate.end, result.text),) if result.text else ())
         self._known[candidate.utterance] = _Known(candidate.start, candidate.end, segments)
         for old in [u for u in self._known if u < candidate.utterance - _CONTEXT_UTTERANCES]:

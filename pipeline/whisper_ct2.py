@@ -56,9 +56,9 @@ class CTranslate2Backend:
 
         return self._model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
 
-    def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[tuple[str, float]]:
+    def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[dict[str, float]]:
         results = self._model.detect_language(self._rows(encoded, rows))
-        return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in results]
+        return [{token[2:-2]: float(p) for token, p in ranked} for ranked in results]  # "<|es|>" → "es"
 
     def generate(self, encoded: Any, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
                  temperature: float, max_length: int) -> list[Generation]:

@@ -137,16 +137,15 @@ class TorchWhisperBackend:
     def _logits(self, hidden):
         return self._model.proj_out(hidden).float()
 
-    def detect_language(self, encoded, rows: Sequence[int]) -> list[tuple[str, float]]:
+    def detect_language(self, encoded, rows: Sequence[int]) -> list[dict[str, float]]:
         torch = self.torch
         with torch.inference_mode():
             rows_t = torch.as_tensor(list(rows), device=self._device)
             tokens = torch.full((len(rows), 1), self._sot, device=self._device)
             hidden = self._decoder_step(tokens, torch.zeros_like(tokens), torch.ones_like(tokens, dtype=torch.bool),
                                         encoded[rows_t], self._new_cache())
-            probs = self._logits(hidden[:, -1])[:, self._language_ids].softmax(-1)
-            best = probs.max(-1)
-        return [(self._language_codes[int(i)], float(p)) for p, i in zip(best.values, best.indices, strict=True)]
+            probs = self._logits(hidden[:, -1])[:, self._language_ids].softmax(-1).tolist()
+        return [dict(zip(self._language_codes, row, strict=True)) for row in probs]
 
     def generate(self, encoded, rows: Sequence[int], prompts: Sequence[Prompt], *, beam_size: int,
                  temperature: float, max_length: int) -> list[Generation]:

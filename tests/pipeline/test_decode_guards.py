@@ -50,6 +50,18 @@ def test_only_sound_segments_are_kept():
     assert _kept_text(plan, left_open) == "The conference will begin. You have been"  # Whisper may leave the last open
 
 
+def test_segments_that_repeat_the_ones_before_are_a_loop():
+    """Each copy of a repeated segment passes the compression test alone; together they do not."""
+    asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en"))
+    plan = _timed_plan(asr)
+    phrase = "The conference will begin when the leader arrives."
+    times = [3.5 + 0.9 * i for i in range(7)]
+    repeated = _generation(plan, *itertools.chain.from_iterable((t, phrase) for t in times[:6]), times[6])
+    assert _kept_text(plan, repeated) == f"{phrase} {phrase}"
+    two = _generation(plan, 3.5, phrase, 5.0, 5.2, phrase, 7.0)
+    assert _sound_part(plan, two) == two  # said twice is speech
+
+
 def test_only_a_cut_that_may_have_dropped_speech_asks_for_a_hotter_retry():
     """A loop or made-up text cut from the last half second of the audio (a stream stopped mid-word) lost
     a word fragment at most: the kept text stands. Cut earlier, or without a timestamp to show where the

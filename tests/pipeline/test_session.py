@@ -223,3 +223,22 @@ async def test_auto_language_detects_spanish_speech(engines):
     print("detected:", detected)
     # Whisper base on these 8 kHz telephone prompts: 26 of the first 30 clips are detected as Spanish.
     assert detected.count("es") >= 0.7 * len(detected) and len(detected) >= 8
+
+
+async def test_auto_language_follows_the_session_and_its_switches(engines):
+    """One session speaks twelve Spanish prompts, then four English ones. Alone, Whisper base names about
+    a third of these Spanish utterances Italian or French; weighed by the session's earlier utterances,
+    (almost) all are Spanish, and the English ones are English from the switch on."""
+    clips = manifest()
+    spanish = [c for c in clips if c.lang == "es"][20:32]
+    english = [c for c in clips if c.lang == "en" and c.id.startswith("ast-")][10:14]
+    gap = np.zeros(12_800, np.float32)
+    parts = [piece for clip in spanish + english for piece in (load_audio(clip.path), gap)]
+    switch_at = sum(p.size for p in parts[: 2 * len(spanish)]) / 16_000
+    events = await run(engines, to_s16(np.concatenate(parts)), SessionConfig(source_language="auto", partials=False))
+    said = [e for e in finals(events) if e.text]
+    before = [e.language for e in said if e.end <= switch_at]
+    after = [e.language for e in said if e.start >= switch_at]
+    print("before the switch:", before, "after:", after)
+    assert len(before) >= 10 and before.count("es") >= len(before) - 1
+    assert len(after) >= 3 and set(after) == {"en"}
