@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from pipeline import PipelineError
+from pipeline import AUTO, PipelineError
 from pipeline.translating import run_route
 
 from .auth import token_ok
@@ -19,7 +19,7 @@ from .state import GatewayState
 class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    source_language: LanguageCode
+    source_language: LanguageCode  # or "auto": detected from the text
     targets: list[LanguageCode] = Field(min_length=1, max_length=8)
 
 
@@ -49,7 +49,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def translate(request: Request) -> JSONResponse:
-    """POST /v1/translate: {"text", "source_language", "targets"} → {"translations": {target: text}}."""
+    """POST /v1/translate: {"text", "source_language", "targets"} → {"translations": {target: text},
+    "source_language": code} (the code detected when the request said "auto")."""
     state = _state(request)
     if not token_ok(request, state.settings.tokens):
         return _error(401, "unauthorized", "missing or wrong API token (Authorization: Bearer TOKEN, or ?token=TOKEN)")
@@ -60,12 +61,15 @@ async def translate(request: Request) -> JSONResponse:
     if state.engines is None:
         return _error(503, "not_ready", "models are still loading; retry shortly")
     engines = state.engines
+    source = body.source_language
     try:
-        routes = {t: engines.router.route(body.source_language, t, has_audio=False) for t in body.targets}
+        if source == AUTO:
+            source = await engines.detect_text_language(body.text, body.targets)
+        routes = {t: engines.router.route(source, t, has_audio=False) for t in body.targets}
         done: dict[tuple[str, str], str] = {}
         texts = [await run_route(engines, routes[t], body.text, done=done) for t in body.targets]
     except PipelineError as exc:
         return _error(422, exc.code, str(exc))
     except asyncio.CancelledError:
         raise
-    return JSONResponse({"translations": dict(zip(body.targets, texts, strict=True))})
+    return JSONResponse({"translations": dict(zip(body.targets, texts, strict=True)), "source_language": source})

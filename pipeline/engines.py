@@ -1,12 +1,13 @@
 """Load the shared models once per process and own the workers that run them.
 
-Sessions reach the models only through ``Engines.decode``, ``detect_language`` and ``translate``:
-each is a request to a model worker, batched there with other sessions' requests.
+Sessions reach the models only through ``Engines.decode``, ``detect_language``, ``detect_text_language``
+and ``translate``: each is a request to a model worker, batched there with other sessions' requests.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ from .models import resolve_whisper_model
 from .scheduler import ModelWorker, Priority
 from .translation import TextTranslator, TranslationRouter, load_translator
 from .translation.batching import TranslationRequest, translate_batch
+from .translation.text_language import detect_text_language
 from .vad import SileroVadModel
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,15 @@ class Engines:
     async def detect_language(self, audio: np.ndarray, priority: Priority) -> dict[str, float]:
         """The probability that ``audio`` is spoken in each language Whisper knows (ISO codes)."""
         return await self.asr_worker.submit(self.asr.detect_language_batch, audio, priority)
+
+    async def detect_text_language(self, text: str, targets: Sequence[str]) -> str:
+        """The language ``text`` is written in; among plausible ones, one the loaded models translate into
+        every target (on the MT worker: the first call loads fastText's model)."""
+
+        def translatable(code: str) -> bool:
+            return all(self.router.can_route(code, target, has_audio=False) for target in targets)
+
+        return await self.mt_worker.run(detect_text_language, text, translatable, priority=Priority.FINAL)
 
     async def translate(self, backend: TextTranslator, texts: list[str], source: str, target: str,
                         priority: Priority = Priority.FINAL) -> list[str]:

@@ -169,8 +169,9 @@ class Session:
         await self._inbox.put(("targets", tuple(targets)))
 
     async def feed_text(self, text: str, source_language: str) -> None:
-        """Add a typed sentence as a final segment and translate it into the targets."""
-        self._check_language(source_language, allow_auto=False)
+        """Add a typed sentence as a final segment and translate it into the targets (``source_language``
+        may be ``auto``: detected from the text)."""
+        self._check_language(source_language, allow_auto=True)
         await self._inbox.put(("text", text, source_language))
 
     async def stop(self) -> None:
@@ -432,6 +433,8 @@ class Session:
     async def _emit_deferred_texts(self) -> None:
         now = self._tracker.audio_seconds
         for text, language in self._deferred_texts:
+            if language == AUTO:
+                language = await self._engines.detect_text_language(text, self._targets)
             segment = self._next_segment
             self._next_segment += 1
             await self._outbox.put(TranscriptEvent(segment, True, text, text, now, now, language))

@@ -35,6 +35,17 @@ async def test_translate_identity_and_reverse(http):
     assert "good morning" in body["en"].lower() and body["pt"] == "Bom dia a todos."
 
 
+async def test_translate_detects_the_source_language_when_asked(http):
+    response = await http.post("/v1/translate", json={
+        "text": "Bom dia, como vai?", "source_language": "auto", "targets": ["en"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source_language"] == "pt" and "good morning" in body["translations"]["en"].lower()
+    unknown = await http.post("/v1/translate", json={
+        "text": "こんにちは世界", "source_language": "auto", "targets": ["pt"]})
+    assert unknown.status_code == 422 and "no translation from 'ja' to 'pt'" in unknown.json()["message"]
+
+
 @pytest.mark.parametrize("body,fragment", [
     (b"{not json", "JSON"),
     (b'{"text": "", "source_language": "en", "targets": ["pt"]}', "text"),

@@ -1,8 +1,10 @@
-"""A session's spoken language (source ``auto``): each utterance's detection weighed by the ones before."""
+"""Source language ``auto``: a session's spoken language (each utterance's detection weighed by the ones
+before) and the language of typed text."""
 
 from __future__ import annotations
 
 from pipeline.language import LanguageEvidence
+from pipeline.translation.text_language import detect_text_language
 
 SPANISH = {"es": 0.8, "it": 0.1, "pt": 0.05, "en": 0.05}
 UNSURE_SPANISH = {"it": 0.45, "es": 0.35, "fr": 0.2}  # Whisper's call on a short Spanish prompt
@@ -39,3 +41,14 @@ def test_unknown_languages_in_the_past_do_not_break_the_choice():
     evidence = LanguageEvidence()
     evidence.observe({"es": 1.0})
     assert evidence.choose({"de": 0.6, "nl": 0.4}) == "de"
+
+
+def test_typed_text_language_prefers_a_translatable_one_among_the_plausible():
+    assert detect_text_language("Eu gostaria de um café, por favor.") == "pt"
+    assert detect_text_language("Please enter your password.") == "en"
+    ours = {"en", "pt"}.__contains__
+    # fastText alone: Galician 0.44, Portuguese 0.29, Spanish 0.26
+    assert detect_text_language("Bom dia, como vai?") == "gl"
+    assert detect_text_language("Bom dia, como vai?", ours) == "pt"
+    # a clear call stands even when nothing translates it
+    assert detect_text_language("こんにちは世界", ours) == "ja"

@@ -213,6 +213,16 @@ async def test_typed_text_and_target_changes(engines, dev_long):
     assert sorted(e.target for e in events if isinstance(e, TranslationEvent) and e.segment == last.segment) == ["en", "pt"]
 
 
+async def test_typed_text_in_an_unknown_language_is_detected(engines):
+    async with Session(engines, SessionConfig(source_language="en", targets=("en",))) as session:
+        await session.feed_text("Bom dia a todos.", "auto")
+        await session.stop()
+        events = [e async for e in session.events()]
+    typed = finals(events)[0]
+    assert typed.language == "pt"
+    assert "good morning" in next(e.text for e in events if isinstance(e, TranslationEvent)).lower()
+
+
 async def test_auto_language_detects_spanish_speech(engines):
     clips = [c for c in manifest() if c.lang == "es"][:10]
     detected = []
