@@ -4,6 +4,7 @@
   python -m bench sweep --spawn --model base --targets pt        # N = 1, 2, 4 … until p90 > limit
   python -m bench offline --model base                             # whole-file reference cost and WER
   python -m bench pipeline --model base                            # in-process: RTFs and final delay
+  python -m bench pipeline --model base --source-language auto     # … with language detection per final
   python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
   python -m bench accuracy --model base --shifts 0,0.1,0.3,0.75    # … each at 4 offsets (how much is noise)
   python -m bench accuracy --model base --continuous               # … clips joined into long speech
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--insecure", action="store_true", help="skip certificate checks (self-signed)")
             s.add_argument("--max-sessions", type=int, default=64, help="gateway --max-sessions when spawning")
             s.add_argument("--gateway-flag", action="append", default=[], help="extra flag for the spawned gateway")
+        if name == "pipeline":
+            s.add_argument("--source-language", default="en", help="the sessions' source language, or auto")
         if name == "accuracy":
             s.add_argument("--shifts", type=lambda v: tuple(float(x) for x in v.split(",")), default=(0.0,),
                            help="comma-separated seconds of silence put in front of every stream, one run each "
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run
 
-        report = pipeline_run(args.file, args.model, args.seconds)
+        report = pipeline_run(args.file, args.model, args.seconds, args.source_language)
         report["machine"] = machine()
         print(json.dumps(report, indent=1))
     else:

@@ -17,9 +17,9 @@ from .offline import load_audio, offline_transcribe, to_pcm16
 from .wer import wer
 
 
-async def _stream(engines: Engines, pcm: bytes, realtime: bool,
-                  targets: tuple[str, ...] = ("pt",)) -> tuple[list[tuple[float, TranscriptEvent]], float]:
-    session = Session(engines, SessionConfig(source_language="en", targets=targets))
+async def _stream(engines: Engines, pcm: bytes, realtime: bool, targets: tuple[str, ...] = ("pt",),
+                  source_language: str = "en") -> tuple[list[tuple[float, TranscriptEvent]], float]:
+    session = Session(engines, SessionConfig(source_language=source_language, targets=targets))
     started = time.monotonic()
 
     async def feed() -> None:
@@ -42,8 +42,9 @@ async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptE
     return [event for _, event in finals]
 
 
-def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:
-    """All three figures for one recording with its utterance JSON beside it."""
+def run(path: Path, model: str, seconds: float | None, source_language: str = "en") -> dict[str, Any]:
+    """All three figures for one recording with its utterance JSON beside it (the sessions declare
+    ``source_language``; ``auto`` adds a language detection in front of each final)."""
     import json
 
     audio = load_audio(path)
@@ -57,10 +58,10 @@ def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:
     pcm = to_pcm16(audio)
     try:
         busy0 = engines.asr_worker.busy_seconds
-        finals, _ = asyncio.run(_stream(engines, pcm, realtime=False))
+        finals, _ = asyncio.run(_stream(engines, pcm, realtime=False, source_language=source_language))
         compute = engines.asr_worker.busy_seconds - busy0
         stream_wer = wer(reference, " ".join(e.text for _, e in finals))
-        paced, started = asyncio.run(_stream(engines, pcm, realtime=True))
+        paced, started = asyncio.run(_stream(engines, pcm, realtime=True, source_language=source_language))
     finally:
         engines.close()
     delays = []
@@ -69,7 +70,8 @@ def run(path: Path, model: str, seconds: float | None) -> dict[str, Any]:
         if covering:
             delays.append(max(covering) - (started + np.ceil(u["end"] * 10 - 1e-6) / 10))
     return {
-        "model": model, "audio_seconds": audio.size / 16000,
+        "model": model, "source_language": source_language, "audio_seconds": audio.size / 16000,
+        "languages": sorted({e.language for _, e in finals}),
         "offline_rtf": offline.rtf, "offline_wer": wer(reference, offline.text),
         "streaming_compute_per_audio_second": compute / (audio.size / 16000), "streaming_wer": stream_wer,
         "final_delay": percentiles(delays),
