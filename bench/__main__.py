@@ -25,7 +25,7 @@ from typing import Any
 
 from gateway.client import BYTES_PER_SECOND, StreamOptions, client_ssl_context, decode_file
 
-from .loadgen import LoadResult, run_load, utterances_within
+from .loadgen import LoadResult, cut_between_utterances, run_load, utterances_within
 from .server import ProcessSampler, spawn_gateway
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech" / "en-dev-long.flac"
@@ -42,12 +42,13 @@ def machine() -> dict[str, Any]:
 
 
 def load_recording(path: Path, seconds: float | None) -> tuple[bytes, list[dict[str, Any]]]:
-    """PCM of the recording (cut to ``seconds``) and its utterances (from the JSON beside it)."""
+    """PCM of the recording (cut to about ``seconds``, between utterances) and its utterances (from the
+    JSON beside it)."""
     audio = decode_file(path)
-    if seconds:
-        audio = audio[: int(seconds * BYTES_PER_SECOND)]
     meta_path = path.with_suffix(".json")
     utterances = json.loads(meta_path.read_text())["utterances"] if meta_path.exists() else []
+    if seconds:
+        audio = audio[: int(cut_between_utterances(utterances, seconds) * BYTES_PER_SECOND) // 2 * 2]
     return audio, utterances_within(utterances, len(audio) / BYTES_PER_SECOND)
 
 

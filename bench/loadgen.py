@@ -70,6 +70,12 @@ def utterances_within(utterances: list[dict[str, Any]], seconds: float) -> list[
     return [u for u in utterances if u["end"] <= seconds]
 
 
+def cut_between_utterances(utterances: list[dict[str, Any]], seconds: float) -> float:
+    """``seconds``, or the start of the utterance it would cut in two: a cut utterance's words are missing
+    from the reference but partly recognised, and would count as errors of the system."""
+    return min((u["start"] for u in utterances if u["start"] < seconds < u["end"]), default=seconds)
+
+
 async def run_load(
     url: str, audio: bytes, utterances: list[dict[str, Any]], n: int, options: StreamOptions,
     ssl_context: ssl.SSLContext | None, stagger_s: float = 3.0, seed: int = 0,

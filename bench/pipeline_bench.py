@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
 
+from .loadgen import cut_between_utterances, utterances_within
 from .metrics import percentiles
 from .offline import load_audio, offline_transcribe, to_pcm16
 from .wer import wer
@@ -48,10 +49,10 @@ def run(path: Path, model: str, seconds: float | None, source_language: str = "e
     import json
 
     audio = load_audio(path)
+    utterances = json.loads(path.with_suffix(".json").read_text())["utterances"]
     if seconds:
-        audio = audio[: int(seconds * 16000)]
-    utterances = [u for u in json.loads(path.with_suffix(".json").read_text())["utterances"]
-                  if u["end"] <= audio.size / 16000]
+        audio = audio[: int(cut_between_utterances(utterances, seconds) * 16000)]
+    utterances = utterances_within(utterances, audio.size / 16000)
     reference = " ".join(u["text"] for u in utterances)
     offline = offline_transcribe(model, audio)
     engines = Engines.load(EngineConfig(asr_model=model))

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bench.loadgen import cut_between_utterances
 from bench.metrics import frame_sent_at, latency_report, percentiles
 from gateway.client import Received, StreamRun
 
@@ -57,3 +58,10 @@ def test_percentiles():
     s = percentiles([1.0, 2.0, 3.0, 4.0, 10.0])
     assert s == {"n": 5, "p50": 3.0, "p90": pytest.approx(7.6), "p99": pytest.approx(9.76), "max": 10.0}
     assert math.isnan(percentiles([])["p50"])
+
+
+def test_a_recording_is_cut_between_utterances():
+    utterances = [{"start": 0.5, "end": 2.0}, {"start": 3.0, "end": 5.0}]
+    assert cut_between_utterances(utterances, 4.0) == 3.0  # inside the second: cut before it
+    assert cut_between_utterances(utterances, 2.5) == 2.5  # in a gap: as asked
+    assert cut_between_utterances(utterances, 9.0) == 9.0
