@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,9 +29,9 @@ from .observe import NullObserver, Observer
 from .scheduler import Priority
 from .segmenter import Action, ActionKind, StreamingConfig, UtteranceTracker
 from .translating import run_route
+from .translation.languages import is_language_code
 
 AUTO = "auto"
-_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 # Source language auto: from this much audio of an utterance on, its partials keep one detected language
 # (shorter ones take the session's latest, or detect their own in the first utterance); its final
 # detects again on the whole utterance.
@@ -216,7 +215,7 @@ class Session:
     def _check_language(self, code: str, allow_auto: bool) -> None:
         if allow_auto and code == AUTO:
             return
-        if not _LANG_CODE.match(code) or not self._engines.asr.supports_language(code):
+        if not is_language_code(code) or not self._engines.asr.supports_language(code):
             accepted = "'auto' or " if allow_auto else ""
             model = "English only" if not self._engines.asr.multilingual else "ISO 639-1 codes Whisper knows"
             raise UnsupportedLanguageError(
@@ -226,7 +225,7 @@ class Session:
 
     def _check_targets(self, targets: tuple[str, ...]) -> None:
         for target in targets:
-            if not _LANG_CODE.match(target):
+            if not is_language_code(target):
                 raise UnsupportedLanguageError(f"target {target!r} is not an ISO 639-1 language code")
             source = self._cfg.source_language
             if source != AUTO:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import ModelNotFoundError
+
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+def is_language_code(code: str) -> bool:
+    """Whether ``code`` has the shape of an ISO 639 code (two letters, or three for the languages that
+    have no two-letter code, such as Whisper's 'haw' and 'yue')."""
+    return _LANGUAGE_CODE.match(code) is not None
 
 # NLLB-200 uses FLORES-200 codes; the common languages are listed, others can be passed as-is.
 NLLB_CODES = {

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from ..errors import TranslationUnavailableError
+from ..errors import TranslationUnavailableError, UnsupportedLanguageError
 from .base import TextTranslator
+from .languages import is_language_code
 
 PIVOT = "en"
 
@@ -57,7 +58,11 @@ class TranslationRouter:
         return None
 
     def route(self, source: str, target: str, has_audio: bool) -> Route:
-        """The cheapest route, or TranslationUnavailableError saying what is possible."""
+        """The cheapest route, or TranslationUnavailableError saying what is possible
+        (UnsupportedLanguageError for something that is not a language code)."""
+        for code in (source, target):
+            if not is_language_code(code):
+                raise UnsupportedLanguageError(f"{code!r} is not a language code: use ISO 639-1 codes such as 'en', 'pt'")
         if source == target:
             return Route(RouteKind.IDENTITY, ())
         direct = self._text_backend(source, target)
@@ -79,6 +84,6 @@ class TranslationRouter:
     def can_route(self, source: str, target: str, has_audio: bool) -> bool:
         try:
             self.route(source, target, has_audio)
-        except TranslationUnavailableError:
+        except (TranslationUnavailableError, UnsupportedLanguageError):
             return False
         return True

@@ -54,6 +54,8 @@ async def test_translate_detects_the_source_language_when_asked(http):
     (b'{"text": "hi", "targets": ["pt"]}', "source_language"),
     (b'{"text": "' + b"a" * 5000 + b'", "source_language": "en", "targets": ["pt"]}', "text"),
     (b'{"text": "hi", "source_language": "en", "targets": ["ja"]}', "no translation from 'en' to 'ja'"),
+    (b'{"text": "hi", "source_language": "english", "targets": ["pt"]}', "'english' is not a language code"),
+    (b'{"text": "hi", "source_language": "en", "targets": ["pt-BR"]}', "'pt-BR' is not a language code"),
 ])
 async def test_translate_rejects_bad_bodies_with_422(http, body, fragment):
     response = await http.post("/v1/translate", content=body, headers={"content-type": "application/json"})

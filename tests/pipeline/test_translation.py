@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import TranslationUnavailableError
+from pipeline import TranslationUnavailableError, UnsupportedLanguageError
 from pipeline.translation import RouteKind, TranslationRouter
 from pipeline.translation.bergamot import BergamotTranslator
 from pipeline.translation.languages import marian_pair_from_name, model_family, model_language_token
@@ -43,6 +43,9 @@ def test_routes(bergamot):
         router.route("es", "pt", has_audio=False)  # typed Spanish: no text model for es → en
     with pytest.raises(TranslationUnavailableError, match="bergamot"):
         TranslationRouter([bergamot], speech_to_english=False).route("fr", "en", has_audio=True)
+    with pytest.raises(UnsupportedLanguageError, match="'Portuguese' is not a language code"):
+        router.route("en", "Portuguese", has_audio=False)
+    assert not router.can_route("en", "Portuguese", has_audio=False)
 
 
 def test_language_codes():
