@@ -133,17 +133,17 @@ async function translateTyped(event) {
   const input = $('#typed-text');
   const text = input.value.trim();
   if (!text) return;
+  const source = ui.source.value; // 'auto': the gateway detects the text's language
   if (ws && ws.readyState === WebSocket.OPEN && running) {
-    ws.send(JSON.stringify({ type: 'text', text, source_language: ui.source.value === 'auto' ? 'en' : ui.source.value }));
+    ws.send(JSON.stringify({ type: 'text', text, source_language: source }));
   } else {
-    const source = ui.source.value === 'auto' ? 'en' : ui.source.value;
     const response = await fetch(gatewayUrl('v1/translate'), {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ text, source_language: source, targets: targets() }),
     });
     const body = await response.json();
     if (!response.ok) { showError(`Translation failed: ${body.message}`); return; }
-    transcript.typed(text, source, body.translations);
+    transcript.typed(text, body.source_language, body.translations);
   }
   input.value = '';
 }

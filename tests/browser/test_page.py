@@ -101,13 +101,15 @@ async def test_live_microphone_session_in_chromium(server, microphone_wav):
         assert all(f["translations"].get("pt") for f in finals), finals
         assert "en" in finals[-1]["translations"] and "en" not in finals[0]["translations"]
 
-        # typed text, with no session running: the page uses POST /v1/translate
+        # typed text, with no session running: the page uses POST /v1/translate, and with the spoken
+        # language on "Detect automatically" the gateway finds the text's
         await asyncio.to_thread(driver.execute_script, """
-            document.querySelector('#typed-text').value = 'Good morning, everyone.';
+            document.querySelector('#source').value = 'auto';
+            document.querySelector('#typed-text').value = 'Bom dia, como vai?';
             document.querySelector('#typed button').click();""")
-        typed = await wait_for(driver, "document.querySelector('li.typed .translation[data-target=pt] span')"
+        typed = await wait_for(driver, "document.querySelector('li.typed .translation[data-target=en] span')"
                                        "?.textContent")
-        assert "bom dia" in typed.lower()
+        assert "good morning" in typed.lower()
         assert not await asyncio.to_thread(driver.execute_script, "return document.querySelector('#error').textContent")
     finally:
         await asyncio.to_thread(driver.quit)
