@@ -68,6 +68,7 @@ class StartMessage(_Message):
     type: Literal["start"]
     audio: AudioSpec = AudioSpec()
     source_language: LanguageCode = "auto"
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=8)  # auto chooses among these
     targets: list[LanguageCode] = Field(default_factory=list, max_length=8)
     partials: bool = True
 
@@ -102,7 +103,7 @@ ACCEPTED_TYPES = "start, audio, config, text, stop"
 def start_from_query(params: dict[str, str]) -> StartMessage | None:
     """A start message from query parameters, or None when the client will send one."""
     audio_keys = {"encoding", "sample_rate", "channels"}
-    if not audio_keys & params.keys() and "source_language" not in params and "targets" not in params:
+    if not audio_keys & params.keys() and not {"source_language", "languages", "targets"} & params.keys():
         return None
     audio: dict[str, Any] = {}
     if "encoding" in params:
@@ -110,8 +111,8 @@ def start_from_query(params: dict[str, str]) -> StartMessage | None:
     for key in ("sample_rate", "channels"):
         if key in params:
             audio[key] = int(params[key]) if params[key].isdigit() else params[key]
-    targets = [t for t in params.get("targets", "").split(",") if t]
-    body: dict[str, Any] = {"type": "start", "audio": audio, "targets": targets}
+    targets, languages = ([t for t in params.get(key, "").split(",") if t] for key in ("targets", "languages"))
+    body: dict[str, Any] = {"type": "start", "audio": audio, "targets": targets, "languages": languages}
     if "source_language" in params:
         body["source_language"] = params["source_language"]
     if "partials" in params:

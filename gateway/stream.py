@@ -84,7 +84,8 @@ def close_code_for(exc: BaseException) -> CloseCode:
 def session_config(start: StartMessage, settings: Settings) -> SessionConfig:
     audio = AudioFormat(start.audio.encoding, start.audio.sample_rate, start.audio.channels)
     return SessionConfig(
-        audio=audio, source_language=start.source_language, targets=tuple(start.targets),
+        audio=audio, source_language=start.source_language, languages=tuple(start.languages),
+        targets=tuple(start.targets),
         partials=start.partials, final_beam_size=settings.final_beam_size,
         eager_final_max_s=settings.eager_final_max_s,
         streaming=StreamingConfig(min_silence_s=settings.min_silence_ms / 1000),

@@ -107,14 +107,16 @@ class Engines:
         """The probability that ``audio`` is spoken in each language Whisper knows (ISO codes)."""
         return await self.asr_worker.submit(self.asr.detect_language_batch, audio, priority)
 
-    async def detect_text_language(self, text: str, targets: Sequence[str]) -> str:
-        """The language ``text`` is written in; among plausible ones, one the loaded models translate into
-        every target (on the MT worker: the first call loads fastText's model)."""
+    async def detect_text_language(self, text: str, targets: Sequence[str], candidates: Sequence[str] = ()) -> str:
+        """The language ``text`` is written in; among plausible ones, one of the ``candidates`` (if any are
+        given) that the loaded models translate into every target (on the MT worker: the first call loads
+        fastText's model)."""
 
-        def translatable(code: str) -> bool:
-            return all(self.router.can_route(code, target, has_audio=False) for target in targets)
+        def preferred(code: str) -> bool:
+            return (not candidates or code in candidates) and all(
+                self.router.can_route(code, target, has_audio=False) for target in targets)
 
-        return await self.mt_worker.run(detect_text_language, text, translatable, priority=Priority.FINAL)
+        return await self.mt_worker.run(detect_text_language, text, preferred, priority=Priority.FINAL)
 
     async def translate(self, backend: TextTranslator, texts: list[str], source: str, target: str,
                         priority: Priority = Priority.FINAL) -> list[str]:

@@ -49,6 +49,7 @@ def _priority(final: bool) -> Priority:
 class SessionConfig:
     audio: AudioFormat = AudioFormat()
     source_language: str = AUTO
+    languages: tuple[str, ...] = ()  # with AUTO, the languages the speech may be in (empty: any Whisper knows)
     targets: tuple[str, ...] = ()
     partials: bool = True
     final_beam_size: int = 5
@@ -133,6 +134,8 @@ class Session:
         self._observer = observer or NullObserver()
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)  # (audio seconds, wall time) per chunk
         self._check_language(config.source_language, allow_auto=True)
+        for code in config.languages:
+            self._check_language(code, allow_auto=False)
         self._check_targets(config.targets)
         self._decoder = make_decoder(config.audio)
         self._tracker = UtteranceTracker(engines.vad.open_stream(), config.streaming)
@@ -148,7 +151,7 @@ class Session:
         self._candidate: _Candidate | None = None
         self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None
-        self._languages = LanguageEvidence()
+        self._languages = LanguageEvidence(config.languages)
         self._detects_language = config.source_language == AUTO and engines.asr.multilingual
         self._context = ""  # recent final text, Whisper's previous-text prompt
         self._known: dict[int, _Known] = {}  # utterance id → its final, for the context of later ones
@@ -433,7 +436,7 @@ class Session:
         now = self._tracker.audio_seconds
         for text, language in self._deferred_texts:
             if language == AUTO:
-                language = await self._engines.detect_text_language(text, self._targets)
+                language = await self._engines.detect_text_language(text, self._targets, self._cfg.languages)
             segment = self._next_segment
             self._next_segment += 1
             await self._outbox.put(TranscriptEvent(segment, True, text, text, now, now, language))

@@ -100,6 +100,7 @@ async def test_bad_messages_get_a_non_fatal_error_and_the_session_still_starts(s
     ({**START, "audio": {"encoding": "pcm_s16le", "sample_rate": 96000}}, "unsupported_audio", 1003),
     ({**START, "audio": {"encoding": "pcm_s16le", "channels": 8}}, "unsupported_audio", 1003),
     ({**START, "source_language": "xx"}, "unsupported_language", 1008),
+    ({**START, "source_language": "auto", "languages": ["es", "xx"]}, "unsupported_language", 1008),
     ({**START, "targets": ["de"]}, "translation_unavailable", 1008),
 ])
 async def test_unsupported_start_is_refused_with_a_close_code(server, start, code, close_code):
@@ -144,12 +145,13 @@ async def test_too_large_frame_closes_with_1009(server):
 async def test_query_parameters_start_the_session_and_base64_audio_works(server, dev_long):
     audio, _ = dev_long
     data = to_s16(audio[int(16000 * 21.3) : int(16000 * 28)])
-    async with await open_ws(server, "?encoding=pcm_s16le&sample_rate=16000&source_language=en&targets=pt") as ws:
+    query = "?encoding=pcm_s16le&sample_rate=16000&source_language=auto&languages=en,pt&targets=pt"
+    async with await open_ws(server, query) as ws:
         ready = await recv_json(ws)
         assert ready["type"] == "ready" and ready["targets"] == ["pt"]
         for i in range(0, len(data), 6400):
             await ws.send(json.dumps({"type": "audio", "data": base64.b64encode(data[i : i + 6400]).decode()}))
-        await ws.send(json.dumps({"type": "text", "text": "Thank you very much.", "source_language": "en"}))
+        await ws.send(json.dumps({"type": "text", "text": "Thank you very much.", "source_language": "auto"}))
         await ws.send(json.dumps({"type": "stop"}))
         messages = [ready]
         while messages[-1]["type"] != "end":
@@ -157,6 +159,7 @@ async def test_query_parameters_start_the_session_and_base64_audio_works(server,
     check_guarantees(messages, ["pt"])
     finals = [m["text"] for m in messages if m["type"] == "transcript" and m["final"]]
     assert "password" in finals[0].lower() and finals[-1] == "Thank you very much."
+    assert {m["language"] for m in messages if m["type"] == "transcript" and m["final"]} == {"en"}
     assert any("obrigado" in m["text"].lower() for m in messages if m["type"] == "translation")
 
 

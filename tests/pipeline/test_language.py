@@ -37,6 +37,16 @@ def test_a_clear_switch_wins_at_once_and_becomes_the_session_language():
     assert evidence.choose(UNSURE_SPANISH) == "es"
 
 
+def test_named_candidates_settle_the_first_utterance_and_bound_every_choice():
+    evidence = LanguageEvidence(candidates=("es", "en"))
+    assert evidence.choose(UNSURE_SPANISH) == "es"  # Italian and French are not among them
+    evidence.observe(UNSURE_SPANISH)
+    assert evidence.likeliest == "es"
+    assert evidence.choose({"de": 1.0}) in {"es", "en"}
+    fresh = LanguageEvidence(candidates=("es", "en"))
+    assert fresh.choose({"de": 0.9, "en": 0.06, "es": 0.04}) == "en"  # the likelier of the two
+
+
 def test_unknown_languages_in_the_past_do_not_break_the_choice():
     evidence = LanguageEvidence()
     evidence.observe({"es": 1.0})
