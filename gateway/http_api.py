@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from pipeline import AUTO, PipelineError
 from pipeline.translating import run_route
 
 from .auth import token_ok
-from .protocol import MAX_TEXT_CHARS, LanguageCode, describe_validation_error
+from .protocol import MAX_TEXT_CHARS, LanguageCode, LanguageList, describe_validation_error
 from .state import GatewayState
 
 
@@ -20,7 +21,7 @@ class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     source_language: LanguageCode  # or "auto": detected from the text
-    targets: list[LanguageCode] = Field(min_length=1, max_length=8)
+    targets: Annotated[LanguageList, Field(min_length=1)]
 
 
 def _state(request: Request) -> GatewayState:

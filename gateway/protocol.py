@@ -6,10 +6,11 @@ single writer, so numbering follows the order of sending.
 
 from __future__ import annotations
 
+import re
 from enum import Enum, IntEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from pipeline import (
     ENCODINGS,
@@ -61,15 +62,28 @@ class AudioSpec(_Message):
     channels: int = Field(1, ge=1)
 
 
-LanguageCode = Annotated[str, Field(min_length=2, max_length=8)]
+def primary_language(tag: str) -> str:
+    """The language subtag of a BCP-47 or locale tag, lowercased: 'pt-BR', 'pt_BR' and 'PT' → 'pt'.
+
+    Browsers (``navigator.language``) and phones send regional tags; the models here know languages,
+    not regional variants, so the region or script is dropped (and what is left is checked later)."""
+    return (re.split(r"[-_]", tag, maxsplit=1)[0] or tag).lower()
+
+
+def _unique(codes: list[str]) -> list[str]:
+    return list(dict.fromkeys(codes))  # 'pt-BR' and 'pt-PT' are one target once their regions are dropped
+
+
+LanguageCode = Annotated[str, Field(min_length=2, max_length=35), AfterValidator(primary_language)]
+LanguageList = Annotated[list[LanguageCode], Field(max_length=8), AfterValidator(_unique)]
 
 
 class StartMessage(_Message):
     type: Literal["start"]
     audio: AudioSpec = AudioSpec()
     source_language: LanguageCode = "auto"
-    languages: list[LanguageCode] = Field(default_factory=list, max_length=8)  # auto chooses among these
-    targets: list[LanguageCode] = Field(default_factory=list, max_length=8)
+    languages: LanguageList = Field(default_factory=list)  # auto chooses among these
+    targets: LanguageList = Field(default_factory=list)
     partials: bool = True
 
 
@@ -80,7 +94,7 @@ class AudioMessage(_Message):
 
 class ConfigMessage(_Message):
     type: Literal["config"]
-    targets: list[LanguageCode] = Field(max_length=8)
+    targets: LanguageList
 
 
 class TextMessage(_Message):

@@ -241,7 +241,8 @@ class StreamConnection:
             async with session:
                 self.send({
                     "type": "ready", "session": self.id, "protocol": PROTOCOL_VERSION,
-                    "source_language": start.source_language, "targets": list(session.targets),
+                    "source_language": start.source_language, "languages": start.languages,
+                    "targets": list(session.targets),
                     "models": state.engines.describe(),
                 })
                 async with asyncio.TaskGroup() as group:

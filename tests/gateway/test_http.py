@@ -28,6 +28,13 @@ async def test_translate_english_to_portuguese(http):
     assert "senha" in response.json()["translations"]["pt"].lower()
 
 
+async def test_translate_serves_regional_tags_by_their_language(http):
+    response = await http.post("/v1/translate", json={
+        "text": "Good morning.", "source_language": "en-US", "targets": ["pt-BR", "PT_pt"]})
+    assert response.status_code == 200, response.text
+    assert list(response.json()["translations"]) == ["pt"] and response.json()["source_language"] == "en"
+
+
 async def test_translate_identity_and_reverse(http):
     response = await http.post("/v1/translate", json={
         "text": "Bom dia a todos.", "source_language": "pt", "targets": ["en", "pt"]})
@@ -55,7 +62,7 @@ async def test_translate_detects_the_source_language_when_asked(http):
     (b'{"text": "' + b"a" * 5000 + b'", "source_language": "en", "targets": ["pt"]}', "text"),
     (b'{"text": "hi", "source_language": "en", "targets": ["ja"]}', "no translation from 'en' to 'ja'"),
     (b'{"text": "hi", "source_language": "english", "targets": ["pt"]}', "'english' is not a language code"),
-    (b'{"text": "hi", "source_language": "en", "targets": ["pt-BR"]}', "'pt-BR' is not a language code"),
+    (b'{"text": "hi", "source_language": "en", "targets": ["portuguese"]}', "'portuguese' is not a language code"),
 ])
 async def test_translate_rejects_bad_bodies_with_422(http, body, fragment):
     response = await http.post("/v1/translate", content=body, headers={"content-type": "application/json"})

@@ -145,10 +145,11 @@ async def test_too_large_frame_closes_with_1009(server):
 async def test_query_parameters_start_the_session_and_base64_audio_works(server, dev_long):
     audio, _ = dev_long
     data = to_s16(audio[int(16000 * 21.3) : int(16000 * 28)])
-    query = "?encoding=pcm_s16le&sample_rate=16000&source_language=auto&languages=en,pt&targets=pt"
+    # Regional tags, as navigator.language gives them, are served by their language.
+    query = "?encoding=pcm_s16le&sample_rate=16000&source_language=auto&languages=en-US,pt_BR&targets=pt-BR,pt-PT"
     async with await open_ws(server, query) as ws:
         ready = await recv_json(ws)
-        assert ready["type"] == "ready" and ready["targets"] == ["pt"]
+        assert ready["type"] == "ready" and ready["targets"] == ["pt"] and ready["languages"] == ["en", "pt"]
         for i in range(0, len(data), 6400):
             await ws.send(json.dumps({"type": "audio", "data": base64.b64encode(data[i : i + 6400]).decode()}))
         await ws.send(json.dumps({"type": "text", "text": "Thank you very much.", "source_language": "auto"}))
