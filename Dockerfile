@@ -1,7 +1,7 @@
 # speech-gateway image: CPU by default, or NVIDIA GPU serving with VARIANT=gpu.
 #
 #   docker build -t speech-gateway .                                  # CPU: CTranslate2 int8, ~1 GB
-#   docker build -t speech-gateway:gpu --build-arg VARIANT=gpu .      # CUDA 12 + cuDNN 9, CTranslate2 and torch
+#   docker build -t speech-gateway:gpu --build-arg VARIANT=gpu .      # CTranslate2 on CUDA 12, torch on CUDA 13
 #
 #   docker run -p 8443:8443 speech-gateway                            # self-signed localhost cert inside
 #   docker run --gpus all -p 8443:8443 -v $PWD/certs:/certs:ro speech-gateway:gpu \
@@ -20,7 +20,9 @@ FROM ${CPU_BASE} AS base-cpu
 ENV EXTRAS=models
 
 FROM ${GPU_BASE} AS base-gpu
-# GPU: both engines; torch's CUDA 12 wheel from PyPI, transformers for the torch engine and HF MT models.
+# GPU: both engines. CTranslate2 uses the base image's CUDA 12 and cuDNN 9; torch 2.13 from PyPI is its
+# CUDA 13 build and brings its own CUDA libraries (pip's nvidia-* wheels), so the torch engine needs an
+# NVIDIA driver of release 580 or newer. transformers serves the torch engine and HF MT models.
 ENV EXTRAS=models,hf
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
     && rm -rf /var/lib/apt/lists/*
