@@ -98,6 +98,13 @@ class _Window:
     timed: tuple[TimedText, ...] = ()  # context text with its times in ``audio``
 
 
+def _alone(action: Action) -> _Window:
+    """A final's audio without the speech before it, from its pre-roll: with no text in front, Whisper
+    needs the quiet before a soft first word to hear it."""
+    lead_from = action.offset - action.lead_in
+    return _Window(action.audio[lead_from:], action.start - action.lead_in / 16_000)
+
+
 @dataclass
 class _Final:
     segment: int
@@ -287,7 +294,7 @@ class Session:
         window = self._with_context(action)
         result = await self._decode_once(window, final=True)
         if window.audio.size > own_audio.size and self._context_misled(result, window):
-            window = _Window(own_audio, action.start)
+            window = _alone(action)
             result = await self._decode_once(window, final=True)  # the utterance alone decides
         segments = tuple(segment.shifted(window.start) for segment in result.segments)
         # The utterance's own text, without the context's; its segments in stream time.
@@ -346,7 +353,7 @@ class Session:
             if not known.segments or len(fitting) < len(known.segments):
                 break
         if not pieces:
-            return _Window(action.audio[action.offset :], action.start)
+            return _alone(action)
         cut = pieces[0].start
         audio = action.audio[round((cut - audio_start) * 16_000) :]
         if not self._cfg.timed_context:
