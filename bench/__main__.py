@@ -5,6 +5,7 @@
   python -m bench offline --model base                             # whole-file reference cost and WER
   python -m bench pipeline --model base                            # in-process: RTFs and final delay
   python -m bench pipeline --model base --source-language auto     # … with language detection per final
+  python -m bench baseline --model base                            # the plain server to beat: silence, then decode
   python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
   python -m bench accuracy --model base --shifts 0,0.1,0.3,0.75    # … each at 4 offsets (how much is noise)
   python -m bench accuracy --model base --continuous               # … clips joined into long speech
@@ -220,7 +221,7 @@ async def command_sweep(args) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("run", "sweep", "offline", "pipeline", "batching", "accuracy"):
+    for name in ("run", "sweep", "offline", "pipeline", "baseline", "batching", "accuracy"):
         s = sub.add_parser(name)
         s.add_argument("--file", type=Path, default=DEFAULT_DATA, help="recording (a .json with utterances beside it)")
         s.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "batching":
             s.add_argument("--engine", default="auto", help="ASR engine: auto, ctranslate2, transformers")
             s.add_argument("--device", default="cpu")
-        if name not in ("offline", "pipeline", "batching", "accuracy"):
+        if name not in ("offline", "pipeline", "baseline", "batching", "accuracy"):
             s.add_argument("--spawn", action="store_true", help="start the gateway (else use --url)")
             s.add_argument("--url", default="wss://localhost:8443/v1/stream")
             s.add_argument("--cafile")
@@ -278,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline_bench import run as pipeline_run
 
         report = pipeline_run(args.file, args.model, args.seconds, args.source_language)
+        report["machine"] = machine()
+        print(json.dumps(report, indent=1))
+    elif args.command == "baseline":
+        from .baseline import run as baseline_run
+
+        report = baseline_run(args.file, args.model, args.seconds)
         report["machine"] = machine()
         print(json.dumps(report, indent=1))
     else:

@@ -43,16 +43,35 @@ async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptE
     return [event for _, event in finals]
 
 
-def run(path: Path, model: str, seconds: float | None, source_language: str = "en") -> dict[str, Any]:
-    """All three figures for one recording with its utterance JSON beside it (the sessions declare
-    ``source_language``; ``auto`` adds a language detection in front of each final)."""
+def final_delays(utterances: list[dict[str, Any]], finals: list[tuple[float, float, float, str]],
+                 started: float) -> list[float]:
+    """Per reference utterance, seconds from its end to the last final with text that overlaps it;
+    ``finals`` are (monotonic time, start, end, text), audio fed in real time from ``started`` in 100 ms
+    frames (an end is fed with the frame holding it)."""
+    delays = []
+    for u in utterances:
+        covering = [at for at, start, end, text in finals if start < u["end"] and end > u["start"] and text]
+        if covering:
+            delays.append(max(covering) - (started + np.ceil(u["end"] * 10 - 1e-6) / 10))
+    return delays
+
+
+def load_recording(path: Path, seconds: float | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """16 kHz audio of a recording with its utterance JSON beside it, cut to about ``seconds`` between
+    utterances, and the utterances it holds."""
     import json
 
     audio = load_audio(path)
     utterances = json.loads(path.with_suffix(".json").read_text())["utterances"]
     if seconds:
         audio = audio[: int(cut_between_utterances(utterances, seconds) * 16000)]
-    utterances = utterances_within(utterances, audio.size / 16000)
+    return audio, utterances_within(utterances, audio.size / 16000)
+
+
+def run(path: Path, model: str, seconds: float | None, source_language: str = "en") -> dict[str, Any]:
+    """All three figures for one recording with its utterance JSON beside it (the sessions declare
+    ``source_language``; ``auto`` adds a language detection in front of each final)."""
+    audio, utterances = load_recording(path, seconds)
     reference = " ".join(u["text"] for u in utterances)
     offline = offline_transcribe(model, audio)
     engines = Engines.load(EngineConfig(asr_model=model))
@@ -65,11 +84,7 @@ def run(path: Path, model: str, seconds: float | None, source_language: str = "e
         paced, started = asyncio.run(_stream(engines, pcm, realtime=True, source_language=source_language))
     finally:
         engines.close()
-    delays = []
-    for u in utterances:  # the utterance's end was fed at started + end (100 ms frames, rounded up)
-        covering = [at for at, e in paced if e.start < u["end"] and e.end > u["start"] and e.text]
-        if covering:
-            delays.append(max(covering) - (started + np.ceil(u["end"] * 10 - 1e-6) / 10))
+    delays = final_delays(utterances, [(at, e.start, e.end, e.text) for at, e in paced], started)
     return {
         "model": model, "source_language": source_language, "audio_seconds": audio.size / 16000,
         "languages": sorted({e.language for _, e in finals}),

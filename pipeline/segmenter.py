@@ -76,6 +76,11 @@ class Action:
     offset: int = 0  # where this utterance starts in ``audio``
     lead_in: int = 0  # samples before ``offset`` that belong to the utterance's pre-roll
 
+    def alone(self) -> tuple[np.ndarray, float]:
+        """The utterance's audio from its pre-roll, with no context in front, and the stream seconds it
+        starts at."""
+        return self.audio[self.offset - self.lead_in :], self.start - self.lead_in / TARGET_RATE
+
 
 class UtteranceTracker:
     """Feeds a VAD stream and emits decode actions for one session's audio."""

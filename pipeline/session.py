@@ -101,8 +101,7 @@ class _Window:
 def _alone(action: Action) -> _Window:
     """A final's audio without the speech before it, from its pre-roll: with no text in front, Whisper
     needs the quiet before a soft first word to hear it."""
-    lead_from = action.offset - action.lead_in
-    return _Window(action.audio[lead_from:], action.start - action.lead_in / 16_000)
+    return _Window(*action.alone())
 
 
 @dataclass

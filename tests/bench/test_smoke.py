@@ -17,3 +17,12 @@ def test_bench_run_smoke(tmp_path, speech_dir):
     assert run["latency"]["translation_pt"]["n"] >= 4
     assert run["wer"] < 0.25
     assert run["server"]["rss_mb_max"] > 100
+
+
+def test_bench_baseline_smoke(tmp_path, speech_dir):
+    """The plain silence-then-decode server the pipeline is measured against: it hears every utterance."""
+    assert main(["baseline", "--model", "tiny.en", "--seconds", "20",
+                 "--file", str(speech_dir / "en-dev-long.flac"), "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "baseline-tiny.en.json").read_text())
+    assert report["final_delay"]["n"] == 4 and report["final_delay"]["p50"] > 0
+    assert report["wer"] < 0.25 and report["compute_per_audio_second"] > 0
