@@ -26,7 +26,8 @@ from .wer import wer
 _CHUNK = 1600  # 100 ms at 16 kHz
 
 
-async def _serve(whisper, audio: np.ndarray, language: str) -> tuple[list[tuple[float, float, float, str]], float, float]:
+async def _serve(whisper, audio: np.ndarray,
+                 language: str) -> tuple[list[tuple[float, float, float, str]], float, float]:
     """(wall time, start, end, text) per final, the wall time the stream started, and decode seconds."""
     tracker = UtteranceTracker(VadStream(SileroVadModel()), StreamingConfig())
     pending: asyncio.Queue[tuple[float, float, np.ndarray] | None] = asyncio.Queue(maxsize=64)

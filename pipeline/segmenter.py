@@ -32,7 +32,7 @@ class StreamingConfig:
     speech_pad_s: float = 0.2
     # Audio in front of an utterance that is decoded alone (no final before it in its window): Silero
     # crosses its threshold a few windows into a soft onset ("Please", "Usted"); on 234 clips streamed
-    # alone, 0.4 s instead of speech_pad_s took errors from 65 to 57 (en) and 247 to 206 (es),
+    # alone, 0.4 s instead of speech_pad_s took errors from 65 to 57 (en) and 247 to 205 (es),
     # docs/pipeline.md. With context in front the onset is in the window anyway, and the utterance's own
     # start stays speech_pad_s early: moving it moved the context's cuts and cost errors on streams.
     pre_roll_s: float = 0.4
@@ -146,7 +146,8 @@ class UtteranceTracker:
 
     def _keep_from(self) -> int:
         """Oldest sample still needed: the context before the utterance, or before the next one's pre-roll."""
-        return min(self._pos - self._pad - self._extra_pre_roll - WINDOW, self._utt_start if self._in_speech else self._pos) - self._context
+        pre_roll = self._pad + self._extra_pre_roll
+        return min(self._pos - pre_roll - WINDOW, self._utt_start if self._in_speech else self._pos) - self._context
 
     def _trim_to(self, start: int) -> None:
         drop = start - self._buf_start
@@ -223,4 +224,5 @@ class UtteranceTracker:
         else:
             audio = self._buf[audio_start - self._buf_start : end - self._buf_start].copy()
         return Action(kind, self._utterance, self._utt_start / TARGET_RATE, end / TARGET_RATE, audio,
-                      offset=self._utt_start - audio_start, lead_in=self._utt_start - max(lead_from, audio_start))
+                      offset=self._utt_start - audio_start,
+                      lead_in=self._utt_start - max(lead_from, audio_start))

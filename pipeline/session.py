@@ -97,6 +97,11 @@ class _Window:
     prefix: str = ""  # text the decode must start with: committed words, or context (``timed_context=False``)
     timed: tuple[TimedText, ...] = ()  # context text with its times in ``audio``
 
+    @property
+    def has_context(self) -> bool:
+        """Whether a final's window holds earlier finals, their text forced in front."""
+        return bool(self.prefix or self.timed)
+
 
 def _alone(action: Action) -> _Window:
     """A final's audio without the speech before it, from its pre-roll: with no text in front, Whisper
@@ -292,7 +297,7 @@ class Session:
             return await self._decode_once(window, final=False, max_tokens=self._partial_token_budget(action))
         window = self._with_context(action)
         result = await self._decode_once(window, final=True)
-        if window.audio.size > own_audio.size and self._context_misled(result, window):
+        if window.has_context and self._context_misled(result, window):
             window = _alone(action)
             result = await self._decode_once(window, final=True)  # the utterance alone decides
         segments = tuple(segment.shifted(window.start) for segment in result.segments)
