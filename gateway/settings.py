@@ -41,7 +41,7 @@ class Settings:
     static_dir: Path = PROJECT_ROOT / "static"
     final_beam_size: int = 5
     min_silence_ms: int = 500
-    eager_final_max_s: float = 1.0
+    eager_final_max_s: float = 1.5
     max_connections_per_client: int = 16
     idle_timeout_s: float = 60.0
     max_session_s: float = 4 * 3600.0

@@ -60,8 +60,11 @@ class SessionConfig:
     # A candidate final is decoded at once, before the silence that confirms it, only while this session's
     # final decodes take at most this long (seconds, queueing included). Slower, a candidate that speech
     # resumes after would cost a whole final decode for nothing, which the next utterance waits behind, so
-    # the candidate is decoded once confirmed: the same decode, later. 0: always wait; inf: never.
-    eager_final_max_s: float = 1.0
+    # the candidate is decoded once confirmed: the same decode, later. 0: always wait; inf: never. 1.5 s
+    # clears one session's final decodes on a CPU where they take 0.85-1.2 s (AMD EPYC VM, 2026-12-06: at
+    # 1.0 s the gate flapped and final p50/p90 were 1.15-1.19/1.61 s, at 1.5 s 0.96-0.99/1.32-1.36 s, and
+    # two sessions did better too) and still closes where one decode takes 1.6 s: docs/pipeline.md.
+    eager_final_max_s: float = 1.5
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     inbox_size: int = 64
     outbox_size: int = 1024
