@@ -26,7 +26,7 @@ from typing import Any
 
 from gateway.client import BYTES_PER_SECOND, StreamOptions, client_ssl_context, decode_file
 
-from .loadgen import LoadResult, cut_between_utterances, run_load, utterances_within
+from .loadgen import LoadResult, recording_span, run_load
 from .server import ProcessSampler, spawn_gateway
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech" / "en-dev-long.flac"
@@ -42,15 +42,12 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def load_recording(path: Path, seconds: float | None) -> tuple[bytes, list[dict[str, Any]]]:
-    """PCM of the recording (cut to about ``seconds``, between utterances) and its utterances (from the
-    JSON beside it)."""
+def load_pcm_recording(path: Path, seconds: float | None) -> tuple[bytes, list[dict[str, Any]]]:
+    """PCM of the recording as the reference client decodes it, cut to about ``seconds`` between
+    utterances, and the utterances it holds (from the JSON beside it)."""
     audio = decode_file(path)
-    meta_path = path.with_suffix(".json")
-    utterances = json.loads(meta_path.read_text())["utterances"] if meta_path.exists() else []
-    if seconds:
-        audio = audio[: int(cut_between_utterances(utterances, seconds) * BYTES_PER_SECOND) // 2 * 2]
-    return audio, utterances_within(utterances, len(audio) / BYTES_PER_SECOND)
+    end, utterances = recording_span(path, seconds, len(audio) / BYTES_PER_SECOND)
+    return audio[: int(end * BYTES_PER_SECOND) // 2 * 2], utterances
 
 
 def progress(total_seconds: float, label: str):
@@ -94,7 +91,7 @@ def offline_reference(path: Path, model: str, seconds: float | None, targets: li
     from .offline import offline_transcribe
     from .wer import wer
 
-    audio_bytes, utterances = load_recording(path, seconds)
+    audio_bytes, utterances = load_pcm_recording(path, seconds)
     audio = np.frombuffer(audio_bytes, "<i2").astype(np.float32) / 32768
     cpu0 = time.process_time()
     result = offline_transcribe(model, audio)
@@ -174,7 +171,7 @@ async def target(args):
 
 
 async def command_run(args) -> dict[str, Any]:
-    audio, utterances = load_recording(args.file, args.seconds)
+    audio, utterances = load_pcm_recording(args.file, args.seconds)
     async with target(args) as (url, ctx, sampler):
         summary = await measure(url, ctx, audio, utterances, args.sessions, args.targets, sampler, f"N={args.sessions}",
                                 args.stagger)
@@ -183,7 +180,7 @@ async def command_run(args) -> dict[str, Any]:
 
 
 async def command_sweep(args) -> dict[str, Any]:
-    audio, utterances = load_recording(args.file, args.seconds)
+    audio, utterances = load_pcm_recording(args.file, args.seconds)
     rows: list[dict[str, Any]] = []
     report: dict[str, Any] = {"machine": machine(), "model": args.model, "targets": args.targets,
                               "limit_p90_s": args.limit, "file": str(args.file), "runs": rows}

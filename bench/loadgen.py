@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gateway.client import BYTES_PER_SECOND, StreamOptions, StreamRun, stream_pcm
@@ -74,6 +76,15 @@ def cut_between_utterances(utterances: list[dict[str, Any]], seconds: float) -> 
     """``seconds``, or the start of the utterance it would cut in two: a cut utterance's words are missing
     from the reference but partly recognised, and would count as errors of the system."""
     return min((u["start"] for u in utterances if u["start"] < seconds < u["end"]), default=seconds)
+
+
+def recording_span(path: Path, seconds: float | None, duration_s: float) -> tuple[float, list[dict[str, Any]]]:
+    """Where a recording of ``duration_s`` ends when cut to about ``seconds`` (between utterances; all of
+    it for None), and the utterances up to there, from the JSON beside it (none without one)."""
+    meta = path.with_suffix(".json")
+    utterances = json.loads(meta.read_text())["utterances"] if meta.exists() else []
+    end = min(duration_s, cut_between_utterances(utterances, seconds)) if seconds else duration_s
+    return end, utterances_within(utterances, end)
 
 
 async def run_load(

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
 
-from .loadgen import cut_between_utterances, utterances_within
+from .loadgen import recording_span
 from .metrics import percentiles
 from .offline import load_audio, offline_transcribe, to_pcm16
 from .wer import wer
@@ -59,13 +59,11 @@ def final_delays(utterances: list[dict[str, Any]], finals: list[tuple[float, flo
 def load_recording(path: Path, seconds: float | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """16 kHz audio of a recording with its utterance JSON beside it, cut to about ``seconds`` between
     utterances, and the utterances it holds."""
-    import json
-
     audio = load_audio(path)
-    utterances = json.loads(path.with_suffix(".json").read_text())["utterances"]
-    if seconds:
-        audio = audio[: int(cut_between_utterances(utterances, seconds) * 16000)]
-    return audio, utterances_within(utterances, audio.size / 16000)
+    end, utterances = recording_span(path, seconds, audio.size / 16000)
+    if not utterances:
+        raise FileNotFoundError(f"{path.with_suffix('.json')}: no utterances to measure against")
+    return audio[: int(end * 16000)], utterances
 
 
 def run(path: Path, model: str, seconds: float | None, source_language: str = "en") -> dict[str, Any]:

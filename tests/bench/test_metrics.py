@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from bench.loadgen import cut_between_utterances
+from bench.loadgen import cut_between_utterances, recording_span
 from bench.metrics import frame_sent_at, latency_report, percentiles
 from gateway.client import Received, StreamRun
 
@@ -65,3 +66,13 @@ def test_a_recording_is_cut_between_utterances():
     assert cut_between_utterances(utterances, 4.0) == 3.0  # inside the second: cut before it
     assert cut_between_utterances(utterances, 2.5) == 2.5  # in a gap: as asked
     assert cut_between_utterances(utterances, 9.0) == 9.0
+
+
+def test_a_recording_span_holds_the_utterances_before_its_cut(tmp_path):
+    recording = tmp_path / "talk.flac"
+    recording.with_suffix(".json").write_text(json.dumps({"utterances": [
+        {"start": 0.5, "end": 2.0}, {"start": 3.0, "end": 5.0}]}))
+    assert recording_span(recording, 4.0, 6.0) == (3.0, [{"start": 0.5, "end": 2.0}])
+    assert recording_span(recording, None, 6.0) == (6.0, [{"start": 0.5, "end": 2.0}, {"start": 3.0, "end": 5.0}])
+    assert recording_span(recording, 9.0, 6.0)[0] == 6.0  # never past the audio
+    assert recording_span(tmp_path / "bare.flac", 4.0, 6.0) == (4.0, [])  # no JSON: no utterances
