@@ -47,7 +47,9 @@ def final_delays(utterances: list[dict[str, Any]], finals: list[tuple[float, flo
                  started: float) -> list[float]:
     """Per reference utterance, seconds from its end to the last final with text that overlaps it;
     ``finals`` are (monotonic time, start, end, text), audio fed in real time from ``started`` in 100 ms
-    frames (an end is fed with the frame holding it)."""
+    frames, frame i at ``started + i * 0.1``. An end counts from the end of the frame holding it, when a
+    live microphone would have it: 0.1 s after that frame was fed, so these delays read up to 0.1 s lower
+    than the WSS bench's, which counts from the frame's send time (``metrics.frame_sent_at``)."""
     delays = []
     for u in utterances:
         covering = [at for at, start, end, text in finals if start < u["end"] and end > u["start"] and text]
