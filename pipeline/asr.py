@@ -8,8 +8,8 @@ runtime, CPU and CUDA 12) or ``whisper_torch.TorchWhisperBackend`` (transformers
 
 Streaming needs per-request control that ``WhisperModel.transcribe`` does not give, above all a *fitted
 encoder window*: Whisper's encoder normally always sees 30 s; for a partial hypothesis of a few
-seconds of speech, encoding just the audio plus a margin is 5-8× cheaper on CPU, and the final decode
-can still use the full window. In a batch, every request's window is padded to the longest one.
+seconds of speech, encoding the audio plus a margin, 10 s at least, is several times cheaper on CPU, and
+the final decode can still use the full window. In a batch, every request's window is padded to the longest one.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ _LOOP_PERIOD = 8
 # 2-4 per second): enough for any real text, and where a runaway loop stops.
 TOKEN_SLACK = 16
 MAX_TOKENS_PER_SECOND = 12.0
-# Language detection encodes the audio in a window fitted to it but at least this long: as accurate as
-# Whisper's 30 s window on the test clips (a window fitted to 0.7-1.7 s prompts named 3 of 45 English
-# ones wrongly; 10 s none), at a third of its encoder cost.
-DETECTION_WINDOW_S = 10
+# A fitted window (partials, language detection) is the audio plus a margin but at least this long.
+# Whisper is trained on 30 s windows and goes quiet in short ones: in a window of the audio plus 1 s, the
+# first 0.7 s of 134 English and 100 Spanish clips came out empty for 57 and 43 of them, their first 1.7 s
+# for 36 and 16; at least 10 s, for none and 1, with 1.6x and 2x the right words (base, greedy;
+# docs/pipeline.md). Language detection names 0.7-1.7 s prompts as well as in the 30 s window (3 of 45
+# English ones went wrong fitted to the audio, none at 10 s). A 10 s window encodes 7x faster than 30 s.
+MIN_FITTED_WINDOW_S = 10
 
 
 def token_budget(seconds: float, per_second: float = MAX_TOKENS_PER_SECOND) -> int:
@@ -340,10 +343,10 @@ class WhisperEngine:
 
     def detect_language_batch(self, audios: Sequence[np.ndarray]) -> list[dict[str, float]]:
         """``detect_language`` for several pieces of audio, encoded together in a window fitted to the
-        longest, ``DETECTION_WINDOW_S`` at least."""
+        longest (``MIN_FITTED_WINDOW_S`` at least)."""
         if not self.multilingual:
             return [{"en": 1.0}] * len(audios)
-        encoded = self._encode([(audio, False) for audio in audios], min_frames=DETECTION_WINDOW_S * 100)
+        encoded = self._encode([(audio, False) for audio in audios])
         return self.backend.detect_language(encoded, range(len(audios)))
 
     def decode(self, audio: np.ndarray, options: DecodeOptions) -> DecodeResult:
@@ -373,10 +376,9 @@ class WhisperEngine:
         generations = self._generate(encoded, plans)
         return [self._result(plan, generation) for plan, generation in zip(plans, generations, strict=True)]
 
-    def _encode(self, items: Sequence[tuple[np.ndarray, bool]], min_frames: int = 0) -> Any:
+    def _encode(self, items: Sequence[tuple[np.ndarray, bool]]) -> Any:
         features = [self._features(audio) for audio, _ in items]
         frames = max(self._window_frames(f.shape[-1], full) for f, (_, full) in zip(features, items, strict=True))
-        frames = min(FULL_WINDOW_FRAMES, max(frames, min_frames))
         batch = np.zeros((len(items), self.backend.n_mels, frames), np.float32)
         for row, feature in enumerate(features):
             used = min(frames, feature.shape[-1])
@@ -386,7 +388,8 @@ class WhisperEngine:
     def _window_frames(self, frames: int, full: bool) -> int:
         if full:
             return FULL_WINDOW_FRAMES
-        return min(FULL_WINDOW_FRAMES, 100 * math.ceil((frames + self._margin_frames) / 100))
+        fitted = max(MIN_FITTED_WINDOW_S * 100, 100 * math.ceil((frames + self._margin_frames) / 100))
+        return min(FULL_WINDOW_FRAMES, fitted)
 
     def _plan(self, request: DecodeRequest, language: str, probability: float) -> _Plan:
         options = request.options
