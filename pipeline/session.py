@@ -321,6 +321,10 @@ class Session:
         contexts = map(comparable_words, [window.prefix, *(t.text for t in window.timed)])
         return any(new[: len(known)] == known for known in contexts if known)
 
+    def _partial_shown(self) -> bool:
+        """Whether the utterance in progress has shown a partial with words."""
+        return self._last_partial is not None and self._last_partial[1] > 0
+
     def _partial_token_budget(self, action: Action) -> int | None:
         """Tokens a partial may hold: the previous partial's and what the audio since can add. Without a
         bound, a partial whose audio stops mid-phrase behind a forced prefix often runs on with one token
@@ -376,8 +380,10 @@ class Session:
         self._candidate = None
         if action.kind is ActionKind.PARTIAL:
             # A partial is only for display: when more audio is already waiting, a newer partial is due,
-            # so this one is skipped. Finals never depend on partials, so they stay the same.
-            if self._cfg.partials and self._inbox.empty():
+            # so this one is skipped; not before the utterance has shown words, though: the audio waits
+            # behind the previous final's decode, the next partial is a second away, and the first tells
+            # the speaker they are heard. Finals never depend on partials, so they stay the same.
+            if self._cfg.partials and (self._inbox.empty() or not self._partial_shown()):
                 await self._hypothesis(action, await self._decode(action, final=False))
         elif self._final_decode_s <= self._cfg.eager_final_max_s:
             self._candidate = await self._decode_final(action)

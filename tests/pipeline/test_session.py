@@ -109,6 +109,18 @@ async def test_decisions_follow_audio_time_not_chunking(engines, dev_long):
     assert len(finals(reference)) >= 5
 
 
+async def test_each_utterance_shows_a_partial_when_audio_arrives_faster_than_it_is_decoded(engines, dev_long):
+    """A partial is skipped while newer audio waits, but not an utterance's first: fed as fast as the
+    session takes it (audio always waiting, as behind a slow final decode), every utterance long enough
+    for one still gets a partial before its final."""
+    audio, _ = dev_long
+    events = await run(engines, to_s16(audio[: 16000 * 40]), SessionConfig(source_language="en", targets=()))
+    with_partials = {e.segment for e in events if isinstance(e, TranscriptEvent) and not e.final and e.text}
+    long_finals = [e.segment for e in finals(events) if e.text and e.end - e.start >= 1.5]
+    assert len(long_finals) >= 6
+    assert [segment for segment in long_finals if segment not in with_partials] == []
+
+
 async def test_slow_final_decodes_wait_for_the_confirming_silence(engines, dev_long):
     """Where final decodes are slower than ``eager_final_max_s``, a candidate final is decoded only once
     its silence is confirmed: no decode goes to the candidates that speech resumed after (two in these
