@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from pipeline import EngineConfig, SessionConfig
+
 ENV_PREFIX = "SPEECH_GATEWAY_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The pipeline's settings take its own defaults, so that each default is written once.
+_ENGINE = EngineConfig()
+_SESSION = SessionConfig()
 
 
 @dataclass(frozen=True)
@@ -24,14 +29,14 @@ class Settings:
     key: Path | None = None
     certs_dir: Path = PROJECT_ROOT / "certs"
     insecure_http: bool = False
-    model: str = "base"
-    asr_engine: str = "auto"
-    device: str = "auto"
-    compute_type: str = "auto"
-    cpu_threads: int = 0
-    max_batch: int = 0  # 0: 4 on CPU, 16 on GPU
-    batch_wait_ms: float = -1.0  # < 0: 0 on CPU, 5 on GPU
-    translators: tuple[str, ...] = ("bergamot",)
+    model: str = _ENGINE.asr_model
+    asr_engine: str = _ENGINE.asr_engine
+    device: str = _ENGINE.device
+    compute_type: str = _ENGINE.compute_type
+    cpu_threads: int = _ENGINE.cpu_threads
+    max_batch: int = _ENGINE.max_batch
+    batch_wait_ms: float = _ENGINE.batch_wait_ms
+    translators: tuple[str, ...] = _ENGINE.translators
     max_sessions: int = 0  # 0: from measured capacity (gateway/capacity.py)
     admission_latency_s: float = 2.0
     max_frame_bytes: int = 1 << 20
@@ -39,9 +44,9 @@ class Settings:
     tokens: tuple[str, ...] = field(default=(), repr=False)
     log_level: str = "info"
     static_dir: Path = PROJECT_ROOT / "static"
-    final_beam_size: int = 5
-    min_silence_ms: int = 500
-    eager_final_max_s: float = 1.5
+    final_beam_size: int = _SESSION.final_beam_size
+    min_silence_ms: int = round(_SESSION.streaming.min_silence_s * 1000)
+    eager_final_max_s: float = _SESSION.eager_final_max_s
     max_connections_per_client: int = 16
     idle_timeout_s: float = 60.0
     max_session_s: float = 4 * 3600.0

@@ -43,7 +43,7 @@ class EngineConfig:
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
     max_batch: int = 0  # requests per model call; 0: 4 on CPU, 16 on GPU
-    batch_wait_ms: float = -1  # how long a batch waits for company; < 0: 0 on CPU, 5 ms on GPU
+    batch_wait_ms: float = -1.0  # how long a batch waits for company; < 0: 0 on CPU, 5 ms on GPU
 
 
 def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:

@@ -3,7 +3,11 @@ from pathlib import Path
 import pytest
 
 from gateway.capacity import default_max_sessions
+from gateway.protocol import StartMessage
 from gateway.settings import build_parser, load_settings
+from gateway.state import engine_config
+from gateway.stream import session_config
+from pipeline import EngineConfig, SessionConfig
 
 
 def test_flags_environment_and_defaults(monkeypatch):
@@ -62,3 +66,13 @@ def test_session_tuning_flags_reach_the_session_and_the_gate():
     config = session_config(start, settings)
     assert (config.eager_final_max_s, config.streaming.min_silence_s, config.final_beam_size) == (0, 0.7, 3)
     assert GatewayState(settings).admission.limit_s == 1.5
+
+
+def test_default_settings_give_the_pipeline_its_own_defaults():
+    settings = load_settings([])
+    assert engine_config(settings) == EngineConfig()
+    start = StartMessage(type="start")
+    config, default = session_config(start, settings), SessionConfig()
+    assert (config.final_beam_size, config.eager_final_max_s) == (default.final_beam_size, default.eager_final_max_s)
+    assert config.streaming == default.streaming
+    assert build_parser().parse_args(["--batch-wait-ms", "2.5"]).batch_wait_ms == 2.5
