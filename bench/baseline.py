@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.client import send_paced
 from pipeline import resolve_whisper_model
 from pipeline.segmenter import ActionKind, StreamingConfig, UtteranceTracker
 from pipeline.vad import SileroVadModel, VadStream
@@ -27,8 +28,8 @@ _CHUNK = 1600  # 100 ms at 16 kHz
 
 
 async def _serve(whisper, audio: np.ndarray,
-                 language: str) -> tuple[list[tuple[float, float, float, str]], float, float]:
-    """(wall time, start, end, text) per final, the wall time the stream started, and decode seconds."""
+                 language: str) -> tuple[list[tuple[float, float, float, str]], list[float], float]:
+    """(wall time, start, end, text) per final, each 100 ms frame's feed time, and decode seconds."""
     tracker = UtteranceTracker(VadStream(SileroVadModel()), StreamingConfig())
     pending: asyncio.Queue[tuple[float, float, np.ndarray] | None] = asyncio.Queue(maxsize=64)
     finals: list[tuple[float, float, float, str]] = []
@@ -57,15 +58,16 @@ async def _serve(whisper, audio: np.ndarray,
             elif action.kind is ActionKind.FINALIZE and candidate is not None:
                 await pending.put((action.start, action.end, candidate))
 
+    async def feed(frame: np.ndarray) -> None:
+        await carry_out(await asyncio.to_thread(tracker.push, frame))
+
     decoder = asyncio.create_task(decode())
-    started = time.monotonic()
-    for i, offset in enumerate(range(0, audio.size, _CHUNK)):
-        await asyncio.sleep(max(0.0, started + i * 0.1 - time.monotonic()))
-        await carry_out(await asyncio.to_thread(tracker.push, audio[offset : offset + _CHUNK]))
+    fed: list[float] = []
+    await send_paced((audio[offset : offset + _CHUNK] for offset in range(0, audio.size, _CHUNK)), feed, fed)
     await carry_out(tracker.flush())
     await pending.put(None)
     await decoder
-    return finals, started, busy
+    return finals, fed, busy
 
 
 def run(path: Path, model: str, seconds: float | None = None, language: str = "en") -> dict[str, Any]:
@@ -74,10 +76,10 @@ def run(path: Path, model: str, seconds: float | None = None, language: str = "e
 
     audio, utterances = load_recording(path, seconds)
     whisper = WhisperModel(str(resolve_whisper_model(model)), device="cpu", compute_type="int8")
-    finals, started, busy = asyncio.run(_serve(whisper, audio, language))
+    finals, fed, busy = asyncio.run(_serve(whisper, audio, language))
     return {
         "model": model, "audio_seconds": audio.size / 16000,
         "wer": wer(" ".join(u["text"] for u in utterances), " ".join(f[3] for f in finals)),
         "compute_per_audio_second": busy / (audio.size / 16000),
-        "final_delay": percentiles(final_delays(utterances, finals, started)),
+        "final_delay": percentiles(final_delays(utterances, finals, fed)),
     }

@@ -24,12 +24,18 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
 
 
-def frame_sent_at(stream: RecordedStream, audio_time: float, first: bool = False) -> float:
-    """Wall time at which the audio up to ``audio_time`` had been sent: the frame that completes it, or
-    with ``first`` the frame in which that moment begins."""
-    position = audio_time / stream.chunk_seconds
+def frame_time(sent: list[float], chunk_seconds: float, audio_time: float, first: bool = False) -> float:
+    """Wall time at which the audio up to ``audio_time`` had been sent, from each frame's send time: the
+    frame that completes it, or with ``first`` the frame in which that moment begins. Every bench counts an
+    utterance's latency from here, the moment the server could have its audio."""
+    position = audio_time / chunk_seconds
     index = math.floor(position + 1e-6) if first else math.ceil(position - 1e-6) - 1
-    return stream.sent[min(len(stream.sent) - 1, max(0, index))]
+    return sent[min(len(sent) - 1, max(0, index))]
+
+
+def frame_sent_at(stream: RecordedStream, audio_time: float, first: bool = False) -> float:
+    """``frame_time`` of a recorded stream."""
+    return frame_time(stream.sent, stream.chunk_seconds, audio_time, first)
 
 
 @dataclass

@@ -10,31 +10,35 @@ from typing import Any
 
 import numpy as np
 
+from gateway.client import send_paced
 from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
 
 from .loadgen import recording_span
-from .metrics import percentiles
+from .metrics import frame_time, percentiles
 from .offline import load_audio, offline_transcribe, to_pcm16
 from .wer import wer
 
+_FRAME_SECONDS = 0.1
+_FRAME_BYTES = 3200  # 100 ms of 16 kHz pcm_s16le
+
 
 async def _stream(engines: Engines, pcm: bytes, realtime: bool, targets: tuple[str, ...] = ("pt",),
-                  source_language: str = "en") -> tuple[list[tuple[float, TranscriptEvent]], float]:
+                  source_language: str = "en") -> tuple[list[tuple[float, TranscriptEvent]], list[float]]:
+    """The final transcripts with their arrival times, and each 100 ms frame's feed time."""
     session = Session(engines, SessionConfig(source_language=source_language, targets=targets))
-    started = time.monotonic()
+
+    fed: list[float] = []
 
     async def feed() -> None:
-        for i, offset in enumerate(range(0, len(pcm), 3200)):
-            if realtime:
-                await asyncio.sleep(max(0.0, started + i * 0.1 - time.monotonic()))
-            await session.feed_audio(pcm[offset : offset + 3200])
+        frames = (pcm[offset : offset + _FRAME_BYTES] for offset in range(0, len(pcm), _FRAME_BYTES))
+        await send_paced(frames, session.feed_audio, fed, realtime, _FRAME_SECONDS)
         await session.stop()
 
     feeder = asyncio.create_task(feed())
     finals = [(time.monotonic(), e) async for e in session.events() if isinstance(e, TranscriptEvent) and e.final]
     await feeder
     await session.aclose()
-    return finals, started
+    return finals, fed
 
 
 async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptEvent]:
@@ -44,17 +48,15 @@ async def stream_finals(engines: Engines, audio: np.ndarray) -> list[TranscriptE
 
 
 def final_delays(utterances: list[dict[str, Any]], finals: list[tuple[float, float, float, str]],
-                 started: float) -> list[float]:
+                 fed: list[float], frame_seconds: float = _FRAME_SECONDS) -> list[float]:
     """Per reference utterance, seconds from its end to the last final with text that overlaps it;
-    ``finals`` are (monotonic time, start, end, text), audio fed in real time from ``started`` in 100 ms
-    frames, frame i at ``started + i * 0.1``. An end counts from the end of the frame holding it, when a
-    live microphone would have it: 0.1 s after that frame was fed, so these delays read up to 0.1 s lower
-    than the WSS bench's, which counts from the frame's send time (``metrics.frame_sent_at``)."""
+    ``finals`` are (monotonic time, start, end, text), ``fed`` each frame's feed time. An end counts from
+    the feed of the frame that completes it, as the WSS bench counts from its send (``metrics.frame_time``)."""
     delays = []
     for u in utterances:
         covering = [at for at, start, end, text in finals if start < u["end"] and end > u["start"] and text]
         if covering:
-            delays.append(max(covering) - (started + np.ceil(u["end"] * 10 - 1e-6) / 10))
+            delays.append(max(covering) - frame_time(fed, frame_seconds, u["end"]))
     return delays
 
 
@@ -81,10 +83,10 @@ def run(path: Path, model: str, seconds: float | None, source_language: str = "e
         finals, _ = asyncio.run(_stream(engines, pcm, realtime=False, source_language=source_language))
         compute = engines.asr_worker.busy_seconds - busy0
         stream_wer = wer(reference, " ".join(e.text for _, e in finals))
-        paced, started = asyncio.run(_stream(engines, pcm, realtime=True, source_language=source_language))
+        paced, fed = asyncio.run(_stream(engines, pcm, realtime=True, source_language=source_language))
     finally:
         engines.close()
-    delays = final_delays(utterances, [(at, e.start, e.end, e.text) for at, e in paced], started)
+    delays = final_delays(utterances, [(at, e.start, e.end, e.text) for at, e in paced], fed)
     return {
         "model": model, "source_language": source_language, "audio_seconds": audio.size / 16000,
         "languages": sorted({e.language for _, e in finals}),

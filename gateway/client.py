@@ -14,16 +14,17 @@ import json
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 SAMPLE_RATE = 16_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
+Frame = TypeVar("Frame")
 
 
 def decode_file(path: str | Path) -> bytes:
@@ -63,7 +64,6 @@ class Received:
 class StreamRun:
     """Everything one streamed file produced, with timings."""
 
-    started: float = 0.0  # monotonic time of the first frame
     sent: list[float] = field(default_factory=list)  # monotonic send time of each frame
     chunk_seconds: float = 0.1
     received: list[Received] = field(default_factory=list)
@@ -87,6 +87,19 @@ def client_ssl_context(cafile: str | None = None, insecure: bool = False) -> ssl
     return ctx
 
 
+async def send_paced(frames: Iterable[Frame], send: Callable[[Frame], Awaitable[object]], sent: list[float],
+                     realtime: bool = True, frame_seconds: float = 0.1) -> None:
+    """``send`` each frame, frame i no sooner than ``i * frame_seconds`` after the first, as a live source
+    would (as fast as ``send`` takes them when not ``realtime``): the clock never waits for a slow receiver.
+    Appends each frame's hand-over time to ``sent``, the times the benches count latencies from."""
+    started = time.monotonic()
+    for i, frame in enumerate(frames):
+        if realtime:
+            await asyncio.sleep(max(0.0, started + i * frame_seconds - time.monotonic()))
+        await send(frame)
+        sent.append(time.monotonic())
+
+
 async def stream_pcm(
     url: str, audio: bytes, options: StreamOptions = StreamOptions(), ssl_context: ssl.SSLContext | None = None,
     on_message: Callable[[Received], None] | None = None,
@@ -108,12 +121,8 @@ async def stream_pcm(
         }))
 
         async def send_audio() -> None:
-            run.started = time.monotonic()
-            for i, offset in enumerate(range(0, len(audio), chunk)):
-                if options.realtime:  # the clock never waits for the server
-                    await asyncio.sleep(max(0.0, run.started + i * run.chunk_seconds - time.monotonic()))
-                await ws.send(audio[offset : offset + chunk])
-                run.sent.append(time.monotonic())
+            frames = (audio[offset : offset + chunk] for offset in range(0, len(audio), chunk))
+            await send_paced(frames, ws.send, run.sent, options.realtime, run.chunk_seconds)
             if options.send_stop:
                 await ws.send(json.dumps({"type": "stop"}))
 

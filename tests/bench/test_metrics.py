@@ -9,12 +9,13 @@ import pytest
 
 from bench.loadgen import cut_between_utterances, recording_span
 from bench.metrics import frame_sent_at, latency_report, percentiles
+from bench.pipeline_bench import final_delays
 from gateway.client import Received, StreamRun
 
 
 def recorded() -> StreamRun:
     # 100 ms frames sent every 0.1 s from t=1000.0: frame i (audio [0.1 i, 0.1 (i+1))) at 1000.0 + 0.1 i
-    run = StreamRun(started=1000.0, sent=[1000.0 + 0.1 * i for i in range(60)], chunk_seconds=0.1)
+    run = StreamRun(sent=[1000.0 + 0.1 * i for i in range(60)], chunk_seconds=0.1)
     log = [
         (1000.95, {"type": "transcript", "segment": 0, "final": False, "text": "hello", "stable": "", "start": 0.3, "end": 0.9}),
         (1001.60, {"type": "transcript", "segment": 0, "final": True, "text": "hello there", "stable": "hello there", "start": 0.3, "end": 1.4}),
@@ -53,6 +54,15 @@ def test_latencies_per_utterance():
     assert report.first_partial == pytest.approx([0.45, 0.9])
     assert report.translation["pt"] == pytest.approx([0.02, 0.05])
     assert report.missed_utterances == ["never"]
+
+
+def test_in_process_benches_count_final_latency_as_the_wss_bench_does():
+    run = recorded()
+    finals = [(r.at, r.message["start"], r.message["end"], r.message["text"]) for r in run.received
+              if r.message["type"] == "transcript" and r.message["final"]]
+    assert final_delays(UTTERANCES, finals, run.sent) == pytest.approx([0.5, 0.9])
+    late = [t + 0.05 * (i >= 12) for i, t in enumerate(run.sent)]  # feeding fell behind from frame 12 on
+    assert final_delays(UTTERANCES, finals, late) == pytest.approx([0.5, 0.85])
 
 
 def test_percentiles():
