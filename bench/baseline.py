@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.client import send_paced
+from gateway.client import frames_of, send_paced
 from pipeline import resolve_whisper_model
 from pipeline.segmenter import ActionKind, StreamingConfig, UtteranceTracker
 from pipeline.vad import SileroVadModel, VadStream
@@ -63,7 +63,7 @@ async def _serve(whisper, audio: np.ndarray,
 
     decoder = asyncio.create_task(decode())
     fed: list[float] = []
-    await send_paced((audio[offset : offset + _CHUNK] for offset in range(0, audio.size, _CHUNK)), feed, fed)
+    await send_paced(frames_of(audio, _CHUNK), feed, fed)
     await carry_out(tracker.flush())
     await pending.put(None)
     await decoder

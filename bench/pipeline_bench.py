@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.client import send_paced
+from gateway.client import frames_of, send_paced
 from pipeline import EngineConfig, Engines, Session, SessionConfig, TranscriptEvent
 
 from .loadgen import recording_span
@@ -26,12 +26,10 @@ async def _stream(engines: Engines, pcm: bytes, realtime: bool, targets: tuple[s
                   source_language: str = "en") -> tuple[list[tuple[float, TranscriptEvent]], list[float]]:
     """The final transcripts with their arrival times, and each 100 ms frame's feed time."""
     session = Session(engines, SessionConfig(source_language=source_language, targets=targets))
-
     fed: list[float] = []
 
     async def feed() -> None:
-        frames = (pcm[offset : offset + _FRAME_BYTES] for offset in range(0, len(pcm), _FRAME_BYTES))
-        await send_paced(frames, session.feed_audio, fed, realtime, _FRAME_SECONDS)
+        await send_paced(frames_of(pcm, _FRAME_BYTES), session.feed_audio, fed, realtime, _FRAME_SECONDS)
         await session.stop()
 
     feeder = asyncio.create_task(feed())

@@ -14,7 +14,7 @@ import json
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,6 +87,11 @@ def client_ssl_context(cafile: str | None = None, insecure: bool = False) -> ssl
     return ctx
 
 
+def frames_of(data: Frame, size: int) -> Iterator[Frame]:
+    """``data`` (bytes or a 1-D array) in consecutive frames of ``size`` items, the last one maybe shorter."""
+    return (data[offset : offset + size] for offset in range(0, len(data), size))
+
+
 async def send_paced(frames: Iterable[Frame], send: Callable[[Frame], Awaitable[object]], sent: list[float],
                      realtime: bool = True, frame_seconds: float = 0.1) -> None:
     """``send`` each frame, frame i no sooner than ``i * frame_seconds`` after the first, as a live source
@@ -121,8 +126,7 @@ async def stream_pcm(
         }))
 
         async def send_audio() -> None:
-            frames = (audio[offset : offset + chunk] for offset in range(0, len(audio), chunk))
-            await send_paced(frames, ws.send, run.sent, options.realtime, run.chunk_seconds)
+            await send_paced(frames_of(audio, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds)
             if options.send_stop:
                 await ws.send(json.dumps({"type": "stop"}))
 

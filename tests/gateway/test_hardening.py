@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.server import spawn_gateway
 from gateway.admission import LatencyGate
-from gateway.client import StreamOptions, decode_file, stream_pcm
+from gateway.client import StreamOptions, decode_file, frames_of, send_paced, stream_pcm
 from tests.conftest import free_port, run_server, to_s16
 from tests.gateway.protocol_checks import check_guarantees
 from tests.gateway.test_stream import START, expect_error, open_ws, recv_json
@@ -82,12 +82,6 @@ async def read_finals(ws, count: int) -> None:
         finals += message["type"] == "transcript" and message["final"]
 
 
-async def send_in_real_time(ws, pcm: bytes) -> None:
-    for i in range(0, len(pcm), 3200):  # 100 ms frames, paced by the clock
-        await ws.send(pcm[i : i + 3200])
-        await asyncio.sleep(0.1)
-
-
 async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_long):
     """With a latency limit no decode can meet, a second session is refused while a real-time one runs,
     and the gate opens again once the server is idle. The limit itself is the behaviour, not a timing."""
@@ -96,7 +90,7 @@ async def test_late_finals_close_admission_until_the_load_is_gone(custom, dev_lo
         async with await open_ws(srv) as first:
             await first.send(json.dumps(START))
             assert (await recv_json(first))["type"] == "ready"
-            sender = asyncio.create_task(send_in_real_time(first, to_s16(audio[: 16000 * 20])))
+            sender = asyncio.create_task(send_paced(frames_of(to_s16(audio[: 16000 * 20]), 3200), first.send, []))
             await read_finals(first, 2)
             ready = (await http.get("/readyz")).json()
             assert ready["admitting"] is False and ready["final_latency_p90_s"] > 0.01, ready
