@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--model", default="base")
         s.add_argument("--targets", type=lambda v: [t for t in v.split(",") if t], default=["pt"])
         s.add_argument("--out", type=Path, default=Path("bench/results"))
+        if name in ("pipeline", "batching", "accuracy"):
+            s.add_argument("--engine", default="auto", help="ASR engine: auto, ctranslate2, transformers, hybrid")
         if name == "batching":
-            s.add_argument("--engine", default="auto", help="ASR engine: auto, ctranslate2, transformers")
             s.add_argument("--device", default="cpu")
         if name not in ("offline", "pipeline", "baseline", "batching", "accuracy"):
             s.add_argument("--spawn", action="store_true", help="start the gateway (else use --url)")
@@ -270,12 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "accuracy":
         from .accuracy import run as accuracy_run
 
-        report = accuracy_run(args.file.parent, args.model, args.shifts, args.continuous)
+        report = accuracy_run(args.file.parent, args.model, args.shifts, args.continuous, args.engine)
         report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run
 
-        report = pipeline_run(args.file, args.model, args.seconds, args.source_language)
+        report = pipeline_run(args.file, args.model, args.seconds, args.source_language, args.engine)
         report["machine"] = machine()
         print(json.dumps(report, indent=1))
     elif args.command == "baseline":

@@ -57,15 +57,16 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11,
     return streams
 
 
-def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), continuous: bool = False) -> dict[str, Any]:
-    """Errors of streaming finals (fed unpaced in 100 ms chunks) and of offline ``transcribe``, per stream
-    and per shift (seconds of silence put in front of the stream)."""
+def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), continuous: bool = False,
+        engine: str = "auto") -> dict[str, Any]:
+    """Errors of streaming finals (fed unpaced in 100 ms chunks, ASR ``engine``) and of offline
+    ``transcribe``, per stream and per shift (seconds of silence put in front of the stream)."""
     from pipeline import EngineConfig, Engines
 
     from .pipeline_bench import stream_finals
 
     streams = build_streams(speech_dir, continuous=continuous)
-    engines = Engines.load(EngineConfig(asr_model=model))
+    engines = Engines.load(EngineConfig(asr_model=model, asr_engine=engine))
     rows = []
     try:
         for shift in shifts:
@@ -84,4 +85,5 @@ def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), contin
     words = sum(r["words"] for r in rows)
     pooled = {key: sum(r[f"{key}_errors"] for r in rows) / words for key in ("streaming", "offline")}
     print(f"pooled over {words} words: streaming WER {pooled['streaming']:.4f}, offline {pooled['offline']:.4f}")
-    return {"model": model, "shifts_s": list(shifts), "continuous": continuous, "streams": rows, "pooled_wer": pooled}
+    return {"model": model, "engine": engines.asr.describe(), "shifts_s": list(shifts), "continuous": continuous,
+            "streams": rows, "pooled_wer": pooled}

@@ -68,13 +68,15 @@ def load_recording(path: Path, seconds: float | None) -> tuple[np.ndarray, list[
     return audio[: int(end * 16000)], utterances
 
 
-def run(path: Path, model: str, seconds: float | None, source_language: str = "en") -> dict[str, Any]:
+def run(path: Path, model: str, seconds: float | None, source_language: str = "en",
+        engine: str = "auto") -> dict[str, Any]:
     """All three figures for one recording with its utterance JSON beside it (the sessions declare
-    ``source_language``; ``auto`` adds a language detection in front of each final)."""
+    ``source_language``; ``auto`` adds a language detection in front of each final; ``engine`` is the
+    ASR engine)."""
     audio, utterances = load_recording(path, seconds)
     reference = " ".join(u["text"] for u in utterances)
     offline = offline_transcribe(model, audio)
-    engines = Engines.load(EngineConfig(asr_model=model))
+    engines = Engines.load(EngineConfig(asr_model=model, asr_engine=engine))
     pcm = to_pcm16(audio)
     try:
         busy0 = engines.asr_worker.busy_seconds
@@ -86,7 +88,8 @@ def run(path: Path, model: str, seconds: float | None, source_language: str = "e
         engines.close()
     delays = final_delays(utterances, [(at, e.start, e.end, e.text) for at, e in paced], fed)
     return {
-        "model": model, "source_language": source_language, "audio_seconds": audio.size / 16000,
+        "model": model, "engine": engines.asr.describe(), "source_language": source_language,
+        "audio_seconds": audio.size / 16000,
         "languages": sorted({e.language for _, e in finals}),
         "offline_rtf": offline.rtf, "offline_wer": wer(reference, offline.text),
         "streaming_compute_per_audio_second": compute / (audio.size / 16000), "streaming_wer": stream_wer,

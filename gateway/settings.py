@@ -76,9 +76,11 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "certs_dir": "where a self-signed localhost certificate is generated when --cert is not given",
     "insecure_http": "serve plain HTTP/WS (only behind a TLS-terminating proxy: browsers need HTTPS for the microphone)",
     "model": "Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)",
-    "asr_engine": "Whisper runtime: auto (CTranslate2 where it can run, else transformers/torch), ctranslate2, transformers",
+    "asr_engine": "Whisper runtime: auto (CPU: hybrid where the CPU has AMX and torch is installed, else "
+                  "CTranslate2; GPU: CTranslate2 where it can run, else transformers/torch), ctranslate2, "
+                  "transformers, hybrid (CTranslate2 decoding behind a torch bfloat16 encoder, CPU only)",
     "device": "auto (first usable CUDA GPU, else CPU), cpu, cuda or cuda:N",
-    "compute_type": "auto (CTranslate2: int8 on CPU; transformers: float32 on CPU; float16 on GPU), int8, float16, "
+    "compute_type": "auto (CTranslate2, hybrid: int8 on CPU; transformers: float32 on CPU; float16 on GPU), int8, float16, "
                     "bfloat16, int8_float16, float32",
     "max_batch": "requests from different sessions run as one model call, at most this many (0: 4 on CPU, 16 on GPU)",
     "batch_wait_ms": "how long a batch waits for more requests (negative: 0 on CPU, 5 on GPU)",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import PipelineError
 
@@ -53,16 +56,40 @@ def cuda_device_count(engine: str = "ctranslate2") -> int:
     return ctranslate2.get_cuda_device_count()
 
 
+ENGINES = ("auto", "ctranslate2", "transformers", "hybrid")
+
+
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """Whether the CPU multiplies bfloat16 matrices in hardware (Intel AMX, Sapphire Rapids and later),
+    as Linux reports it."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def hybrid_engine_pays() -> bool:
+    """The ``hybrid`` engine's torch encoder is installed and has AMX to run on (without AMX, torch's
+    bfloat16 is no faster than CTranslate2's int8: measured in docs/pipeline.md)."""
+    installed = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+    return installed and cpu_has_amx_bf16()
+
+
 def resolve_engine(engine: str, device: str) -> str:
-    """``auto``: CTranslate2 wherever it can run the requested device; transformers/torch when
-    CTranslate2 sees a GPU but cannot load its CUDA 12 libraries and torch can use that GPU. (torch is
-    not imported otherwise: on a CPU machine it would only cost memory.)"""
-    if engine in ("ctranslate2", "transformers"):
-        return engine
+    """``auto``: on the CPU, ``hybrid`` (CTranslate2 behind a torch bfloat16 encoder) where the CPU has
+    AMX and torch is installed, else CTranslate2; on a GPU, CTranslate2 wherever it can run it, and
+    transformers/torch when CTranslate2 cannot load its CUDA 12 libraries but torch can use the GPU.
+    (torch is not imported otherwise: on a CPU machine it would only cost memory.)"""
+    if engine not in ENGINES:
+        raise DeviceError(f"unknown ASR engine {engine!r}; use " + ", ".join(ENGINES))
+    if engine == "hybrid" and device.startswith("cuda"):
+        raise DeviceError("the hybrid engine (a torch bfloat16 encoder for CPUs with AMX) runs on the CPU; "
+                          "use --device cpu, or --asr-engine ctranslate2 or transformers on a GPU")
     if engine != "auto":
-        raise DeviceError(f"unknown ASR engine {engine!r}; use auto, ctranslate2 or transformers")
+        return engine
     if device.startswith("cpu") or cuda_device_count() == 0:
-        return "ctranslate2"
+        return "hybrid" if hybrid_engine_pays() else "ctranslate2"
     if _missing_cuda_libraries() and cuda_device_count("transformers") > 0:
         return "transformers"
     return "ctranslate2"
@@ -75,7 +102,7 @@ def resolve_device(device: str = "auto", compute_type: str = "auto", engine: str
     kind, _, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    gpus = cuda_device_count(engine) if kind != "cpu" else 0
+    gpus = cuda_device_count(engine) if kind != "cpu" and engine != "hybrid" else 0
     missing = _missing_cuda_libraries() if engine == "ctranslate2" and kind != "cpu" else []
     if kind == "auto":
         kind = "cuda" if gpus and not missing else "cpu"
@@ -89,6 +116,6 @@ def resolve_device(device: str = "auto", compute_type: str = "auto", engine: str
                               + " (or use --asr-engine transformers, which needs only torch)")
         if int(index or 0) >= gpus:
             raise DeviceError(f"{device} was requested but only {gpus} GPU(s) are visible")
-    if compute_type == "auto":
-        compute_type = "float16" if kind == "cuda" else ("int8" if engine == "ctranslate2" else "float32")
+    if compute_type == "auto":  # the hybrid engine's compute type is its CTranslate2 decoder's
+        compute_type = "float16" if kind == "cuda" else ("float32" if engine == "transformers" else "int8")
     return Device(kind, int(index or 0) if kind == "cuda" else 0, compute_type)

@@ -36,9 +36,9 @@ class EngineConfig:
     """Which models to load and where to run them."""
 
     asr_model: str = "base"
-    asr_engine: str = "auto"  # auto, ctranslate2, transformers
+    asr_engine: str = "auto"  # auto, ctranslate2, transformers, hybrid (CTranslate2 behind a torch encoder)
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    compute_type: str = "auto"  # auto: int8 (CTranslate2) / float32 (transformers) on CPU, float16 on GPU
+    compute_type: str = "auto"  # auto: int8 (CTranslate2, hybrid) / float32 (transformers) on CPU, float16 on GPU
     cpu_threads: int = 0  # 0: the runtime's default (all cores)
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
@@ -59,8 +59,13 @@ def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
     else:
         from .whisper_ct2 import CTranslate2Backend
 
+        encoder = None
+        if engine == "hybrid":
+            from .whisper_torch import TorchEncoder
+
+            encoder = TorchEncoder.load(path, threads=config.cpu_threads)
         backend = CTranslate2Backend(str(path), device=str(device), compute_type=device.compute_type,
-                                     cpu_threads=config.cpu_threads)
+                                     cpu_threads=config.cpu_threads, encoder=encoder)
     return WhisperEngine(backend, path, name=config.asr_model), device
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,10 @@ def _ct2_max_length(max_length: int, prefix_start: int) -> int:
 class CTranslate2Backend:
     kind = "CTranslate2"
 
-    def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0) -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0,
+                 encoder: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """``encoder``, when given, replaces CTranslate2's own encoder: it maps log-mel features to the
+        float32 encoder output (the ``hybrid`` engine's ``TorchEncoder``)."""
         import ctranslate2
 
         # MKL chooses CPU kernels by memory alignment unless told otherwise, so the same request could
@@ -48,12 +51,17 @@ class CTranslate2Backend:
             compute_type=compute_type, intra_threads=cpu_threads,
         )
         self.device = f"{device}/{compute_type}"
+        self._encoder = encoder
+        if encoder is not None:
+            self.kind = f"CTranslate2 + torch encoder ({getattr(encoder, 'dtype_name', 'custom')})"
         self.multilingual = bool(self._model.is_multilingual)
         self.n_mels = int(self._model.n_mels)
 
     def encode(self, features: np.ndarray) -> Any:
         import ctranslate2
 
+        if self._encoder is not None:
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(self._encoder(features), np.float32))
         return self._model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
 
     def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[dict[str, float]]:

@@ -22,13 +22,17 @@ def test_unusable_cuda_says_what_is_missing():
 
 
 def test_engine_choice_and_its_compute_types():
-    from pipeline.devices import resolve_engine
+    from pipeline.devices import cpu_has_amx_bf16, resolve_engine
 
-    assert resolve_engine("auto", "cpu") == "ctranslate2"
+    # torch and transformers are installed for the tests, so only the CPU decides.
+    assert resolve_engine("auto", "cpu") == ("hybrid" if cpu_has_amx_bf16() else "ctranslate2")
     assert resolve_engine("transformers", "cpu") == "transformers"
     assert resolve_device("cpu", "auto", "transformers").compute_type == "float32"
+    assert resolve_device("auto", "auto", "hybrid") == resolve_device("cpu", "auto", "ctranslate2")
     with pytest.raises(DeviceError, match="unknown ASR engine"):
         resolve_engine("onnx", "cpu")
+    with pytest.raises(DeviceError, match="runs on the CPU"):
+        resolve_engine("hybrid", "cuda")
 
 
 def test_cuda_for_the_torch_engine_without_a_gpu_says_so():
