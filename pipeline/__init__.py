@@ -1,5 +1,14 @@
 """Speech → text → translation pipeline. No network code: bytes and control in, ordered events out."""
 
+import os
+
+# MKL chooses CPU kernels by memory alignment unless told otherwise, so the same request could decode
+# differently from one run to the next (seen: a near-tie flipped at a cut-off word). MKL reads this once,
+# at its first call in the process (CTranslate2 and torch each carry their own copy), so it is set before
+# anything here can load a model. Strict reproducibility had no measurable cost (base, 2 cores); a user's
+# setting wins.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from .asr import AsrEngine, DecodeOptions, DecodeResult, WhisperEngine
 from .audio import ENCODINGS, AudioFormat, make_decoder
 from .engines import EngineConfig, Engines

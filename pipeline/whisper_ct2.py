@@ -8,7 +8,6 @@ the rows of the shared encoder output.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,10 +36,6 @@ class CTranslate2Backend:
         float32 encoder output (the ``hybrid`` engine's ``TorchEncoder``)."""
         import ctranslate2
 
-        # MKL chooses CPU kernels by memory alignment unless told otherwise, so the same request could
-        # decode differently from one run to the next (seen: a near-tie flipped at a cut-off word).
-        # Strict reproducibility had no measurable cost here (base, 2 cores); a user's setting wins.
-        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
         # Each CTranslate2 thread seeds its sampler once, at its first draw, from this process-wide seed
         # (random by default): a process then repeats its sampled fallbacks for the same requests in the
         # same order (the torch backend seeds every call).

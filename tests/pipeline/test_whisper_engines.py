@@ -182,6 +182,19 @@ def test_the_sampled_fallback_repeats_from_one_process_to_the_next(engine, speec
         assert runs[0][0] == runs[0][1]
 
 
+def test_importing_the_pipeline_asks_mkl_for_reproducible_kernels_unless_told_otherwise():
+    """MKL reads ``MKL_CBWR`` at its first call, so the pipeline sets it on import, before any model (a
+    CTranslate2 model made before the first engine once decoded in MKL's unreproducible mode)."""
+    import os
+
+    show = "import os, pipeline; print(os.environ['MKL_CBWR'])"
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    for given, expected in ((None, "AUTO,STRICT"), ("COMPATIBLE", "COMPATIBLE")):
+        run_env = env if given is None else {**env, "MKL_CBWR": given}
+        out = subprocess.run([sys.executable, "-c", show], env=run_env, capture_output=True, text=True, check=True, cwd=ROOT)
+        assert out.stdout.strip() == expected
+
+
 def _with_timed_context(audio, before: dict, utterance: dict):
     """Audio from ``before`` to the end of ``utterance``, and ``before``'s reference as a timed prefix."""
     from pipeline.asr import TimedText
