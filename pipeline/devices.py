@@ -44,7 +44,10 @@ def _missing_cuda_libraries() -> list[str]:
 
 
 def cuda_device_count(engine: str = "ctranslate2") -> int:
-    """GPUs the engine's runtime can see (0 without a driver, or without torch for ``transformers``)."""
+    """GPUs the engine can run on (0 without a driver, without torch for ``transformers``, and always for
+    ``hybrid``, a CPU engine)."""
+    if engine == "hybrid":
+        return 0
     if engine == "transformers":
         try:
             import torch
@@ -102,7 +105,7 @@ def resolve_device(device: str = "auto", compute_type: str = "auto", engine: str
     kind, _, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    gpus = cuda_device_count(engine) if kind != "cpu" and engine != "hybrid" else 0
+    gpus = cuda_device_count(engine) if kind != "cpu" else 0
     missing = _missing_cuda_libraries() if engine == "ctranslate2" and kind != "cpu" else []
     if kind == "auto":
         kind = "cuda" if gpus and not missing else "cpu"
