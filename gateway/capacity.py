@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from pipeline.devices import cuda_device_count
+from pipeline.devices import cuda_device_count, usable_cpus
 
 # Real-time sessions per CPU core that keep p90 utterance-end → final latency ≤ 2 s, measured with
 # `python -m bench sweep` on a 2-core x86-64 VM (README, "Performance"). Other models: a cautious guess.
@@ -19,5 +17,5 @@ def default_max_sessions(model: str, device: str, cores: int | None = None) -> i
     if device.startswith("cuda") or (device == "auto" and cuda_device_count() > 0):
         return GPU_DEFAULT
     per_core = SESSIONS_PER_CORE.get(model, UNMEASURED_PER_CORE)
-    return max(1, int((cores or os.cpu_count() or 1) * per_core))
+    return max(1, int((cores or usable_cpus()) * per_core))
 

@@ -34,6 +34,7 @@ class Settings:
     device: str = _ENGINE.device
     compute_type: str = _ENGINE.compute_type
     cpu_threads: int = _ENGINE.cpu_threads
+    decoder_threads: int = _ENGINE.decoder_threads
     max_batch: int = _ENGINE.max_batch
     batch_wait_ms: float = _ENGINE.batch_wait_ms
     translators: tuple[str, ...] = _ENGINE.translators
@@ -85,6 +86,8 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "max_batch": "requests from different sessions run as one model call, at most this many (0: 4 on CPU, 16 on GPU)",
     "batch_wait_ms": "how long a batch waits for more requests (negative: 0 on CPU, 5 on GPU)",
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
+    "decoder_threads": "threads for Whisper's decoder on CPU, CTranslate2 and hybrid engines (0: one where the "
+                       "process has at most 2 CPUs, measured faster there; else --cpu-threads)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
                     "(0: derived from the measured capacity of the model on this device)",
     "admission_latency_s": "while running sessions get their finals later than this after the end of speech "

@@ -19,7 +19,8 @@ log = logging.getLogger("gateway")
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         asr_model=settings.model, asr_engine=settings.asr_engine, device=settings.device,
-        compute_type=settings.compute_type, cpu_threads=settings.cpu_threads, translators=settings.translators,
+        compute_type=settings.compute_type, cpu_threads=settings.cpu_threads, decoder_threads=settings.decoder_threads,
+        translators=settings.translators,
         max_batch=settings.max_batch, batch_wait_ms=settings.batch_wait_ms,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,29 @@ def cuda_device_count(engine: str = "ctranslate2") -> int:
 
 
 ENGINES = ("auto", "ctranslate2", "transformers", "hybrid")
+
+# Up to this many usable CPUs, Whisper's decoder runs on one thread. A decoder step (one token for each
+# hypothesis) is a few milliseconds of work, and on a 2-core VM a second thread added more in
+# synchronisation than it took off: a beam-5 step of base took 9.4 ms on one thread and 18.2 ms on two,
+# tiny- to medium-sized decoders alike (docs/pipeline.md, stage 4). Larger CPUs are unmeasured.
+SINGLE_THREAD_DECODER_MAX_CPUS = 2
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, which containers narrow, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_decoder_threads(requested: int, cpu_threads: int, cpus: int | None = None) -> int:
+    """Threads for CTranslate2's Whisper decoder on the CPU: ``requested`` when positive; otherwise one on a
+    CPU with at most ``SINGLE_THREAD_DECODER_MAX_CPUS`` usable CPUs (``cpus``, default: this process's),
+    else ``cpu_threads`` (0: the runtime's default, all cores)."""
+    if requested > 0:
+        return requested
+    return 1 if (cpus or usable_cpus()) <= SINGLE_THREAD_DECODER_MAX_CPUS else cpu_threads
 
 
 @functools.cache

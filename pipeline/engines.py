@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .asr import AsrEngine, DecodeOptions, DecodeRequest, DecodeResult, WhisperEngine
-from .devices import Device, resolve_device, resolve_engine
+from .devices import Device, resolve_decoder_threads, resolve_device, resolve_engine
 from .memory import release_free_memory
 from .models import resolve_whisper_model
 from .scheduler import ModelWorker, Priority
@@ -40,6 +40,7 @@ class EngineConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     compute_type: str = "auto"  # auto: int8 (CTranslate2, hybrid) / float32 (transformers) on CPU, float16 on GPU
     cpu_threads: int = 0  # 0: the runtime's default (all cores)
+    decoder_threads: int = 0  # CTranslate2's decoder on CPU; 0: devices.resolve_decoder_threads decides
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
     max_batch: int = 0  # requests per model call; 0: 4 on CPU, 16 on GPU
@@ -64,8 +65,10 @@ def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
             from .whisper_torch import TorchEncoder
 
             encoder = TorchEncoder.load(path, threads=config.cpu_threads)
-        backend = CTranslate2Backend(str(path), device=str(device), compute_type=device.compute_type,
-                                     cpu_threads=config.cpu_threads, encoder=encoder)
+        backend = CTranslate2Backend(
+            str(path), device=str(device), compute_type=device.compute_type, cpu_threads=config.cpu_threads,
+            encoder=encoder, decoder_threads=resolve_decoder_threads(config.decoder_threads, config.cpu_threads),
+        )
     return WhisperEngine(backend, path, name=config.asr_model), device
 
 

@@ -49,3 +49,13 @@ def test_torch_engine_refuses_a_compute_type_it_cannot_run():
 
     with pytest.raises(ValueError, match="does not suit the transformers engine"):
         load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine="transformers", device="cpu", compute_type="int8"))
+
+
+def test_the_decoder_runs_on_one_thread_on_small_cpus_unless_told_otherwise():
+    from pipeline.devices import SINGLE_THREAD_DECODER_MAX_CPUS, resolve_decoder_threads
+
+    small, large = SINGLE_THREAD_DECODER_MAX_CPUS, SINGLE_THREAD_DECODER_MAX_CPUS + 1
+    assert resolve_decoder_threads(0, 0, cpus=small) == 1
+    assert resolve_decoder_threads(0, 0, cpus=large) == 0  # the runtime's default, as the encoder
+    assert resolve_decoder_threads(0, 6, cpus=large) == 6
+    assert resolve_decoder_threads(3, 0, cpus=small) == 3

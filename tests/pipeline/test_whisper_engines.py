@@ -222,6 +222,29 @@ def test_timed_prefix_transcribes_only_the_speech_after_it(engine, dev_long):
         assert utterance["start"] - before["start"] <= result.speech_end <= 30.0  # may pass the audio a little
 
 
+def test_a_one_thread_decoder_behind_an_encoder_on_all_threads_decodes_as_one_model_does(dev_long):
+    """On the CPU the decoder may run on fewer threads than the encoder (faster on small CPUs): CTranslate2
+    then holds two instances of the model, and the one decodes what the other encoded, to the same text."""
+    from pipeline.asr import DecodeOptions
+    from pipeline.engines import load_asr_engine
+
+    audio, meta = dev_long
+    utterances = meta["utterances"]
+
+    def texts(decoder_threads: int) -> list[str]:
+        asr, _ = load_asr_engine(EngineConfig(asr_model="tiny.en", asr_engine="ctranslate2", device="cpu",
+                                              cpu_threads=2, decoder_threads=decoder_threads))
+        assert (asr.backend._encoder_model is asr.backend._model) == (decoder_threads == 2)
+        out = []
+        for before, utterance in [(utterances[6], utterances[7]), (utterances[16], utterances[17])]:
+            clip, timed = _with_timed_context(audio, before, utterance)
+            out.append(asr.decode(clip, DecodeOptions(language="en", beam_size=5, timed_prefix=timed)).continuation)
+        return out
+
+    split = texts(1)
+    assert all(split) and split == texts(2)
+
+
 async def test_batched_sessions_give_the_same_finals_as_unbatched(dev_long):
     """Three concurrent sessions on a worker that batches (up to 4, waiting 50 ms) finalise the same
     utterances with the same words as one request at a time. Not always the same bytes: a batch changes
