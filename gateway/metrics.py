@@ -24,15 +24,20 @@ class GatewayMetrics:
         self.stage_seconds = Histogram("gateway_stage_seconds", "Time per pipeline stage", ["stage"],
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("gateway_queue_depth", "Requests waiting for a model worker", ["worker"], registry=r)
+        self.busy_lanes = Gauge("gateway_worker_busy_lanes", "A model worker's lanes running a request now "
+                                "(of gateway_worker_lanes)", ["worker"], registry=r)
+        self.lanes = Gauge("gateway_worker_lanes", "Requests a model worker can run at once", ["worker"], registry=r)
         self.models_loaded = Gauge("gateway_models_loaded", "1 once the models are loaded", registry=r)
 
     def observe(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(seconds)
 
     def watch_workers(self, workers: dict[str, object]) -> None:
-        """Export each worker's pending count, read at scrape time."""
+        """Export each worker's pending count and busy lanes, read at scrape time, and its lanes."""
         for name, worker in workers.items():
             self.queue_depth.labels(name).set_function(lambda w=worker: w.pending)
+            self.busy_lanes.labels(name).set_function(lambda w=worker: w.running)
+            self.lanes.labels(name).set(worker.lanes)
         self.models_loaded.set(1)
 
     async def endpoint(self, request: Request) -> Response:

@@ -35,6 +35,7 @@ class Settings:
     compute_type: str = _ENGINE.compute_type
     cpu_threads: int = _ENGINE.cpu_threads
     decoder_threads: int = _ENGINE.decoder_threads
+    asr_lanes: int = _ENGINE.asr_lanes
     max_batch: int = _ENGINE.max_batch
     batch_wait_ms: float = _ENGINE.batch_wait_ms
     translators: tuple[str, ...] = _ENGINE.translators
@@ -88,6 +89,8 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "decoder_threads": "threads for Whisper's decoder on CPU, CTranslate2 and hybrid engines (0: one where the "
                        "process has at most 2 CPUs, measured faster there; else --cpu-threads)",
+    "asr_lanes": "Whisper requests run side by side, CTranslate2 and hybrid engines (0: two on a CPU whose "
+                 "decoder runs on one thread with another CPU to spare, else one)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "
                     "(0: derived from the measured capacity of the model on this device)",
     "admission_latency_s": "while running sessions get their finals later than this after the end of speech "

@@ -20,6 +20,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         asr_model=settings.model, asr_engine=settings.asr_engine, device=settings.device,
         compute_type=settings.compute_type, cpu_threads=settings.cpu_threads, decoder_threads=settings.decoder_threads,
+        asr_lanes=settings.asr_lanes,
         translators=settings.translators,
         max_batch=settings.max_batch, batch_wait_ms=settings.batch_wait_ms,
     )

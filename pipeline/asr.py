@@ -138,6 +138,7 @@ class WhisperBackend(Protocol):
     device: str
     multilingual: bool
     n_mels: int
+    lanes: int  # calls that may run at once, from as many threads
 
     def encode(self, features: np.ndarray) -> Any: ...
 
@@ -154,6 +155,7 @@ class AsrEngine(Protocol):
 
     name: str
     multilingual: bool
+    lanes: int  # requests that may run at once, from as many worker threads
 
     def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]: ...
 
@@ -313,6 +315,7 @@ class WhisperEngine:
         self.name = name
         self.backend = backend
         self.multilingual = backend.multilingual
+        self.lanes = backend.lanes
         self._features = FeatureExtractor(feature_size=backend.n_mels)
         tokenizer_file = Path(model_dir)
         if tokenizer_file.is_dir():

@@ -86,6 +86,27 @@ def resolve_decoder_threads(requested: int, cpu_threads: int, cpus: int | None =
     return 1 if (cpus or usable_cpus()) <= SINGLE_THREAD_DECODER_MAX_CPUS else cpu_threads
 
 
+# Where the decoder runs on one thread, a second ASR lane decodes on the core it leaves idle: two sessions'
+# requests (one's final, the other's partial) run side by side. Measured on 2 cores; more are unmeasured.
+CPU_ASR_LANES = 2
+
+
+def resolve_asr_lanes(requested: int, engine: str, device: Device, decoder_threads: int,
+                      cpus: int | None = None) -> int:
+    """ASR requests the model runs at once: ``requested`` when positive; otherwise ``CPU_ASR_LANES`` for a
+    CTranslate2 decoder on one CPU thread (``resolve_decoder_threads``) with another CPU to use, else one.
+    GPUs batch instead. Lanes need CTranslate2's parallel model replicas: the transformers engine has one."""
+    if engine == "transformers":
+        if requested > 1:
+            raise DeviceError("--asr-lanes above 1 needs the ctranslate2 or hybrid engine; "
+                              "the transformers engine runs one request at a time (use --asr-lanes 1 or 0)")
+        return 1
+    if requested > 0:
+        return requested
+    spare_cpu = (cpus or usable_cpus()) > decoder_threads
+    return CPU_ASR_LANES if device.kind == "cpu" and decoder_threads == 1 and spare_cpu else 1
+
+
 @functools.cache
 def cpu_has_amx_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 matrices in hardware (Intel AMX, Sapphire Rapids and later),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .asr import AsrEngine, DecodeOptions, DecodeRequest, DecodeResult, WhisperEngine
-from .devices import Device, resolve_decoder_threads, resolve_device, resolve_engine
+from .devices import Device, resolve_asr_lanes, resolve_decoder_threads, resolve_device, resolve_engine
 from .memory import release_free_memory
 from .models import resolve_whisper_model
 from .scheduler import ModelWorker, Priority
@@ -41,6 +41,7 @@ class EngineConfig:
     compute_type: str = "auto"  # auto: int8 (CTranslate2, hybrid) / float32 (transformers) on CPU, float16 on GPU
     cpu_threads: int = 0  # 0: the runtime's default (all cores)
     decoder_threads: int = 0  # CTranslate2's decoder on CPU; 0: devices.resolve_decoder_threads decides
+    asr_lanes: int = 0  # ASR requests run at once; 0: devices.resolve_asr_lanes decides
     translators: tuple[str, ...] = ("bergamot",)
     max_pending_requests: int = 256
     max_batch: int = 0  # requests per model call; 0: 4 on CPU, 16 on GPU
@@ -51,6 +52,8 @@ def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
     """The Whisper engine the config asks for, on its resolved device."""
     engine = resolve_engine(config.asr_engine, config.device)
     device = resolve_device(config.device, config.compute_type, engine)
+    decoder_threads = resolve_decoder_threads(config.decoder_threads, config.cpu_threads)
+    lanes = resolve_asr_lanes(config.asr_lanes, engine, device, decoder_threads)
     path = resolve_whisper_model(config.asr_model)
     log.info("loading Whisper %s from %s with %s on %s/%s", config.asr_model, path, engine, device, device.compute_type)
     if engine == "transformers":
@@ -67,7 +70,7 @@ def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
             encoder = TorchEncoder.load(path, threads=config.cpu_threads)
         backend = CTranslate2Backend(
             str(path), device=str(device), compute_type=device.compute_type, cpu_threads=config.cpu_threads,
-            encoder=encoder, decoder_threads=resolve_decoder_threads(config.decoder_threads, config.cpu_threads),
+            encoder=encoder, decoder_threads=decoder_threads, lanes=lanes,
         )
     return WhisperEngine(backend, path, name=config.asr_model), device
 
@@ -102,7 +105,7 @@ class Engines:
             translators=translators,
             router=router,
             asr_worker=ModelWorker("asr", config.max_pending_requests, max_batch, wait_s,
-                                   after_batch=release_free_memory),
+                                   after_batch=release_free_memory, lanes=asr.lanes),
             mt_worker=ModelWorker("mt", config.max_pending_requests, max_batch, wait_s),
             device=f"{device}/{device.compute_type}",
         )

@@ -1,15 +1,21 @@
 """Model workers: the only owners of a model's compute, batching requests across sessions.
 
-Each ``ModelWorker`` runs one OS thread. Requests carry a *batch function* (``items -> results``, one
-result per item, in order) and an item; the thread takes the most urgent request (finals before
-partials, FIFO within a priority), then gathers waiting requests with the same batch function and
-priority, up to ``max_batch``, waiting at most ``max_wait_s`` for more to arrive, and runs them as one
-call. Results go back to each request's event loop through ``call_soon_threadsafe``. Sessions keep at most one request
-in flight each, so FIFO order is also a fair round-robin across sessions. The number of waiting
-requests is bounded: ``submit`` waits for a free slot instead of queueing without limit.
+Each ``ModelWorker`` runs one OS thread per lane (one by default). Requests carry a *batch function*
+(``items -> results``, one result per item, in order) and an item; a thread takes the most urgent
+request (finals before partials, FIFO within a priority), then gathers waiting requests with the same
+batch function and priority, up to ``max_batch``, waiting at most ``max_wait_s`` for more to arrive,
+and runs them as one call. Results go back to each request's event loop through
+``call_soon_threadsafe``. Sessions keep at most one request in flight each, so FIFO order is also a
+fair round-robin across sessions. The number of waiting requests is bounded: ``submit`` waits for a
+free slot instead of queueing without limit.
 
-``max_batch=1`` (the CPU default) runs requests one at a time; on a GPU, batches of sessions share one
-encoder and decoder pass.
+``max_batch=1`` runs requests one at a time; on a GPU, batches of sessions share one encoder and
+decoder pass.
+
+``lanes`` threads may serve one queue, for a model that runs calls side by side (CTranslate2 with a
+one-thread decoder per lane on a small CPU). Lane 0 takes finals first, lane 1 partials first, lane 2
+finals again, and so on; each takes the other kind when none of its own waits, so no lane idles while
+work waits, and a final waits for a running partial only when every lane is busy.
 """
 
 from __future__ import annotations
@@ -50,11 +56,12 @@ def _call_each(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 
 
 class ModelWorker:
-    """One thread serving (batched) calls into one shared model."""
+    """One thread per lane serving (batched) calls into one shared model."""
 
     def __init__(self, name: str, max_pending: int = 256, max_batch: int = 1, max_wait_s: float = 0.0,
-                 after_batch: Callable[[], None] | None = None) -> None:
-        """``after_batch`` runs on the worker thread after every batch (e.g. to release memory)."""
+                 after_batch: Callable[[], None] | None = None, lanes: int = 1) -> None:
+        """``after_batch`` runs on the worker thread after every batch (e.g. to release memory); ``lanes``
+        threads serve the queue (the model must allow that many calls at once)."""
         self.name = name
         self._after_batch = after_batch
         self.max_batch = max(1, max_batch)
@@ -65,13 +72,21 @@ class ModelWorker:
         self._async_slots: asyncio.Semaphore | None = None
         self._max_pending = max_pending
         self._seq = itertools.count()
-        self.busy_seconds = 0.0
+        self.busy_seconds = 0.0  # summed over lanes
+        self.running = 0  # batches running now, one per busy lane
+        self.peak_running = 0
         self.restarts = 0
         self.batch_sizes: Counter[int] = Counter()  # batch size -> batches run
-        self._thread = self._start()
+        self._threads = [self._start(lane) for lane in range(max(1, lanes))]
 
-    def _start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._serve, name=f"worker-{self.name}", daemon=True)
+    @property
+    def lanes(self) -> int:
+        """Threads serving the queue."""
+        return len(self._threads)
+
+    def _start(self, lane: int) -> threading.Thread:
+        name = f"worker-{self.name}" + (f"-{lane}" if lane else "")
+        thread = threading.Thread(target=self._serve, args=(lane,), name=name, daemon=True)
         thread.start()
         return thread
 
@@ -87,10 +102,11 @@ class ModelWorker:
         if self._async_slots is None:
             self._async_slots = asyncio.Semaphore(self._max_pending)
         async with self._async_slots:
-            if not self._thread.is_alive():  # a dead worker is replaced, and the queue goes on
-                self.restarts += 1
-                self._stopping = False
-                self._thread = self._start()
+            for lane, thread in enumerate(self._threads):
+                if not thread.is_alive():  # a dead lane is replaced, and the queue goes on
+                    self.restarts += 1
+                    self._stopping = False
+                    self._threads[lane] = self._start(lane)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[R] = loop.create_future()
             with self._ready:
@@ -103,19 +119,21 @@ class ModelWorker:
         return await self.submit(_call_each, lambda: fn(*args), priority)
 
     def close(self) -> None:
-        """Stop the thread after the requests already queued."""
+        """Stop the threads after the requests already queued."""
         with self._ready:
             self._stopping = True
-            self._ready.notify()
-        self._thread.join(timeout=30)
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _take_batch(self) -> list[_Request] | None:
+    def _take_batch(self, lane: int) -> list[_Request] | None:
+        preferred = lane % len(Priority)
         with self._ready:
             while not self._waiting:
                 if self._stopping:
                     return None
                 self._ready.wait()
-            first = min(self._waiting)
+            first = min(self._waiting, key=lambda r: (r.priority != preferred, r.priority, r.seq))
             batch_fn, priority = first.batch_fn, first.priority
             room = 1 if batch_fn is _call_each else self.max_batch
             batch = self._gather(batch_fn, priority, room)
@@ -138,19 +156,24 @@ class ModelWorker:
             self._waiting.remove(request)
         return taken
 
-    def _serve(self) -> None:
-        while (batch := self._take_batch()) is not None:
+    def _serve(self, lane: int) -> None:
+        while (batch := self._take_batch(lane)) is not None:
             if not batch:
                 continue
             # Counted before its results are delivered, so whoever receives one sees its batch counted.
-            self.batch_sizes[len(batch)] += 1
+            with self._ready:
+                self.batch_sizes[len(batch)] += 1
+                self.running += 1
+                self.peak_running = max(self.peak_running, self.running)
             started = time.perf_counter()
             try:
                 self._run_batch(batch)
                 if self._after_batch is not None:
                     self._after_batch()
             finally:
-                self.busy_seconds += time.perf_counter() - started
+                with self._ready:
+                    self.running -= 1
+                    self.busy_seconds += time.perf_counter() - started
 
     def _run_batch(self, batch: list[_Request]) -> None:
         try:

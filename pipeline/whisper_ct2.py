@@ -8,6 +8,7 @@ the rows of the shared encoder output.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,11 +32,14 @@ class CTranslate2Backend:
     kind = "CTranslate2"
 
     def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0,
-                 encoder: Callable[[np.ndarray], np.ndarray] | None = None, decoder_threads: int = 0) -> None:
+                 encoder: Callable[[np.ndarray], np.ndarray] | None = None, decoder_threads: int = 0,
+                 lanes: int = 1) -> None:
         """``encoder``, when given, replaces CTranslate2's own encoder: it maps log-mel features to the
         float32 encoder output (the ``hybrid`` engine's ``TorchEncoder``). On the CPU, ``decoder_threads``
         (0: as ``cpu_threads``) run the decoder; where they differ from ``cpu_threads``, a second instance of
-        the model with ``cpu_threads`` encodes."""
+        the model with ``cpu_threads`` encodes. ``lanes`` callers may decode at once, each on its own
+        replica of the model (CTranslate2 shares the weights between them); encodes, which use every
+        thread, run one at a time."""
         import ctranslate2
 
         # Each CTranslate2 thread seeds its sampler once, at its first draw, from this process-wide seed
@@ -44,18 +48,24 @@ class CTranslate2Backend:
         ctranslate2.set_random_seed(SAMPLING_SEED)
         device_type, _, index = device.partition(":")
 
-        def load(threads: int):
+        def load(threads: int, replicas: int = 1):
             return ctranslate2.models.Whisper(model_dir, device=device_type, device_index=int(index or 0),
-                                              compute_type=compute_type, intra_threads=threads)
+                                              compute_type=compute_type, intra_threads=threads,
+                                              inter_threads=replicas)
 
         on_cpu = device_type == "cpu"
         decoder_threads = decoder_threads if on_cpu and decoder_threads > 0 else cpu_threads
-        self._model = load(decoder_threads)
+        self.lanes = max(1, lanes)
+        self._model = load(decoder_threads, self.lanes)
         # A CTranslate2 model has one thread count; the encoder's large products want them all.
-        self._encoder_model = self._model if encoder is not None or decoder_threads == cpu_threads else load(cpu_threads)
+        split = encoder is None and decoder_threads != cpu_threads
+        self._encoder_model = load(cpu_threads) if split else self._model
+        self._encode_lock = threading.Lock()
         self.device = f"{device}/{compute_type}"
         if on_cpu and decoder_threads != cpu_threads:
             self.device += f", decoder on {decoder_threads} thread{'s' if decoder_threads > 1 else ''}"
+        if self.lanes > 1:
+            self.device += f", {self.lanes} lanes"
         self._encoder = encoder
         if encoder is not None:
             self.kind = f"CTranslate2 + torch encoder ({getattr(encoder, 'dtype_name', 'custom')})"
@@ -65,9 +75,10 @@ class CTranslate2Backend:
     def encode(self, features: np.ndarray) -> Any:
         import ctranslate2
 
-        if self._encoder is not None:
-            return ctranslate2.StorageView.from_array(np.ascontiguousarray(self._encoder(features), np.float32))
-        return self._encoder_model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
+        with self._encode_lock:
+            if self._encoder is not None:
+                return ctranslate2.StorageView.from_array(np.ascontiguousarray(self._encoder(features), np.float32))
+            return self._encoder_model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
 
     def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[dict[str, float]]:
         results = self._model.detect_language(self._rows(encoded, rows))

@@ -102,6 +102,7 @@ class TorchEncoder:
 
 class TorchWhisperBackend:
     kind = "transformers"
+    lanes = 1
 
     def __init__(self, model, tokenizer_file: Path, device: str = "cpu", compute_type: str = "auto",
                  suppress: Sequence[int] = (), suppress_begin: Sequence[int] = ()) -> None:

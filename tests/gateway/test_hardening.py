@@ -312,6 +312,9 @@ async def test_metrics_move_during_a_session(server, dev_long):
         key = f'gateway_stage_seconds_count{{stage="{stage}"}}'
         assert after[key] > before.get(key, 0), stage
     assert 'gateway_queue_depth{worker="asr"}' in after and after["gateway_models_loaded"] == 1
+    lanes = server.state.engines.asr_worker.lanes
+    assert after['gateway_worker_lanes{worker="asr"}'] == lanes
+    assert 0 <= after['gateway_worker_busy_lanes{worker="asr"}'] <= lanes
 
 
 @pytest.mark.slow

@@ -59,3 +59,18 @@ def test_the_decoder_runs_on_one_thread_on_small_cpus_unless_told_otherwise():
     assert resolve_decoder_threads(0, 0, cpus=large) == 0  # the runtime's default, as the encoder
     assert resolve_decoder_threads(0, 6, cpus=large) == 6
     assert resolve_decoder_threads(3, 0, cpus=small) == 3
+
+
+def test_a_second_asr_lane_runs_where_a_one_thread_decoder_leaves_a_cpu_idle():
+    from pipeline.devices import CPU_ASR_LANES, Device, resolve_asr_lanes
+
+    cpu, gpu = Device("cpu"), Device("cuda", 0, "float16")
+    assert resolve_asr_lanes(0, "hybrid", cpu, decoder_threads=1, cpus=2) == CPU_ASR_LANES == 2
+    assert resolve_asr_lanes(0, "ctranslate2", cpu, decoder_threads=1, cpus=2) == 2
+    assert resolve_asr_lanes(0, "ctranslate2", cpu, decoder_threads=1, cpus=1) == 1  # no CPU to spare
+    assert resolve_asr_lanes(0, "ctranslate2", cpu, decoder_threads=0, cpus=8) == 1  # the decoder takes all
+    assert resolve_asr_lanes(0, "ctranslate2", gpu, decoder_threads=0, cpus=8) == 1  # GPUs batch instead
+    assert resolve_asr_lanes(3, "ctranslate2", cpu, decoder_threads=1, cpus=2) == 3
+    assert resolve_asr_lanes(0, "transformers", cpu, decoder_threads=1, cpus=2) == 1
+    with pytest.raises(DeviceError, match="needs the ctranslate2 or hybrid engine"):
+        resolve_asr_lanes(2, "transformers", cpu, decoder_threads=1, cpus=2)

@@ -37,11 +37,46 @@ async def test_an_exception_reaches_only_its_caller():
     worker.close()
 
 
-async def test_a_dead_worker_thread_is_restarted():
-    worker = ModelWorker("test")
-    worker.close()  # the thread ends, as if it had died
+@pytest.mark.parametrize("lanes", [1, 2])
+async def test_a_dead_worker_thread_is_restarted(lanes):
+    worker = ModelWorker("test", lanes=lanes)
+    worker.close()  # the threads end, as if they had died
     assert await worker.run(lambda: "still serving") == "still serving"
-    assert worker.restarts == 1
+    assert worker.restarts == lanes
+    worker.close()
+
+
+async def test_two_lanes_run_two_requests_at_once():
+    """Each request waits for the other at a barrier: only side by side can both pass."""
+    worker = ModelWorker("test", lanes=2)
+    both = threading.Barrier(2, timeout=10)
+    results = await asyncio.gather(worker.run(both.wait, priority=Priority.FINAL),
+                                   worker.run(both.wait, priority=Priority.FINAL))
+    assert sorted(results) == [0, 1]
+    assert worker.peak_running == 2 and worker.running == 0
+    worker.close()
+
+
+@pytest.mark.parametrize(("freed_lane", "expected"), [(0, ["f1", "p1"]), (1, ["p1", "f1"])])
+async def test_each_lane_takes_its_own_kind_first_then_the_other(freed_lane, expected):
+    """Lane 0 serves finals first, lane 1 partials first; a lane with none of its own kind waiting takes
+    the other kind rather than idle."""
+    worker = ModelWorker("test", lanes=2)
+    gates = {"worker-test": threading.Event(), "worker-test-1": threading.Event()}
+    blockers = [asyncio.create_task(worker.run(lambda: gates[threading.current_thread().name].wait()))
+                for _ in gates]
+    await asyncio.sleep(0.05)
+    assert worker.running == 2
+    order: list[str] = []
+    waiting = [asyncio.create_task(worker.run(order.append, name, priority=p)) for name, p in
+               [("p1", Priority.PARTIAL), ("f1", Priority.FINAL)]]
+    await asyncio.sleep(0.05)
+    gates[f"worker-test-{freed_lane}" if freed_lane else "worker-test"].set()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert order == expected
+    for gate in gates.values():
+        gate.set()
+    await asyncio.gather(*blockers)
     worker.close()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -245,29 +246,45 @@ def test_a_one_thread_decoder_behind_an_encoder_on_all_threads_decodes_as_one_mo
     assert all(split) and split == texts(2)
 
 
+async def _sessions_together(dev_long, starts: tuple[int, ...], config: EngineConfig) -> tuple[list[list[str]], Engines]:
+    """The final texts of sessions streaming 25 s of en-dev-long from each of ``starts`` (seconds) at once,
+    unpaced, on engines loaded from ``config``."""
+    audio, _ = dev_long
+    clips = [to_s16(audio[16000 * start: 16000 * (start + 25)]) for start in starts]
+    session_config = SessionConfig(source_language="en", targets=("pt",))
+    shared = await asyncio.to_thread(Engines.load, config)
+    try:
+        runs = await asyncio.gather(*(run(shared, clip, session_config) for clip in clips))
+    finally:
+        shared.close()
+    return [[e.text for e in finals(events)] for events in runs], shared
+
+
 async def test_batched_sessions_give_the_same_finals_as_unbatched(dev_long):
     """Three concurrent sessions on a worker that batches (up to 4, waiting 50 ms) finalise the same
     utterances with the same words as one request at a time. Not always the same bytes: a batch changes
     the floating-point order of the model's sums, which can flip a near-tie (seen once in CI: a word cut
     off by the end of a clip kept or dropped)."""
-    audio, _ = dev_long
-    clips = [to_s16(audio[16000 * start: 16000 * (start + 25)]) for start in (0, 119, 137)]  # 4-7 utterances each
-    config = SessionConfig(source_language="en", targets=("pt",))
-
-    async def together(max_batch: int, wait_ms: float) -> tuple[list[list[str]], Engines]:
-        shared = await asyncio.to_thread(Engines.load, EngineConfig(asr_model="base", max_batch=max_batch,
-                                                                    batch_wait_ms=wait_ms))
-        try:
-            runs = await asyncio.gather(*(run(shared, clip, config) for clip in clips))
-        finally:
-            shared.close()
-        return [[e.text for e in finals(events)] for events in runs], shared
-
-    unbatched, one_by_one = await together(1, 0)
-    batched, batching = await together(4, 50)
+    starts = (0, 119, 137)  # 4-7 utterances each
+    one_lane = EngineConfig(asr_lanes=1)  # requests wait for the lane, and batch
+    unbatched, one_by_one = await _sessions_together(dev_long, starts, replace(one_lane, max_batch=1, batch_wait_ms=0))
+    batched, batching = await _sessions_together(dev_long, starts, replace(one_lane, max_batch=4, batch_wait_ms=50))
     assert set(one_by_one.asr_worker.batch_sizes) == {1}
     assert max(batching.asr_worker.batch_sizes) > 1, "no batch formed"
     assert [len(texts) for texts in batched] == [len(texts) for texts in unbatched]
     for alone, together_ in zip(unbatched, batched, strict=True):
         assert wer(" ".join(alone), " ".join(together_)) <= 0.05, (alone, together_)
     assert all(len(texts) >= 4 for texts in unbatched)
+
+
+async def test_two_asr_lanes_decode_side_by_side_to_the_same_finals_as_one(dev_long):
+    """Two sessions on two lanes (CTranslate2 replicas with a one-thread decoder each, encodes one at a
+    time) run requests at once and finalise exactly what one lane does: each request is decoded alone
+    either way, so the arithmetic is the same."""
+    config = EngineConfig(asr_model="tiny.en", cpu_threads=2, decoder_threads=1, max_batch=1, batch_wait_ms=0)
+    one_lane, single = await _sessions_together(dev_long, (0, 119), replace(config, asr_lanes=1))
+    two_lanes, double = await _sessions_together(dev_long, (0, 119), replace(config, asr_lanes=2))
+    assert (single.asr_worker.lanes, double.asr_worker.lanes) == (1, 2)
+    assert double.asr.backend._model.num_workers == 2 and "2 lanes" in double.describe()["asr"]
+    assert single.asr_worker.peak_running == 1 and double.asr_worker.peak_running == 2
+    assert two_lanes == one_lane and all(len(texts) >= 4 for texts in one_lane)
