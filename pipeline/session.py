@@ -163,6 +163,7 @@ class Session:
         self._agreement = LocalAgreement()
         self._last_partial: tuple[float, int] | None = None  # (audio end, tokens) of the utterance's last partial
         self._candidate: _Candidate | None = None
+        self._partial_task: asyncio.Task | None = None  # the partial decode in flight, if any
         self._final_decode_s = 0.0  # how long the latest final decode took
         self._utt_language: str | None = None
         self._languages = LanguageEvidence(config.languages)
@@ -258,6 +259,12 @@ class Session:
             await self._outbox.put(_Failure(exc))
 
     async def _process(self) -> None:
+        try:
+            await self._process_inbox()
+        finally:
+            await self._drop_partial()
+
+    async def _process_inbox(self) -> None:
         while True:
             item = await self._inbox.get()
             if isinstance(item, bytes):
@@ -270,6 +277,7 @@ class Session:
             elif isinstance(item, _Stop):
                 for action in await asyncio.to_thread(self._flush):
                     await self._execute(action)
+                await self._drop_partial()  # nothing may follow the last final
                 await self._emit_deferred_texts()
                 await self._finals.put(None)
                 return
@@ -372,23 +380,47 @@ class Session:
         return _Window(audio, cut, timed=tuple(piece.shifted(-cut) for piece in pieces))
 
     async def _execute(self, action: Action) -> None:
+        if action.kind is ActionKind.PARTIAL:
+            # Speech resumed after a candidate: it is dropped (it was decoded without the committed prefix,
+            # so it cannot extend the stable text).
+            self._candidate = None
+            self._start_partial(action)
+            return
+        # A candidate supersedes the partial in flight, and a partial must never follow its utterance's
+        # final: the partial is dropped, so the candidate need not wait for it (on a second ASR lane it
+        # starts at once). Not the utterance's first partial, though, which tells the speaker they are heard.
+        await self._drop_partial(keep_first=True)
         if action.kind is ActionKind.FINALIZE:
             await self._finalize(action)
             return
-        # Speech resumed after a candidate: it is dropped (it was decoded without the committed prefix,
-        # so it cannot extend the stable text).
         self._candidate = None
-        if action.kind is ActionKind.PARTIAL:
-            # A partial is only for display: when more audio is already waiting, a newer partial is due,
-            # so this one is skipped; not before the utterance has shown words, though: the audio waits
-            # behind the previous final's decode, the next partial is a second away, and the first tells
-            # the speaker they are heard. Finals never depend on partials, so they stay the same.
-            if self._cfg.partials and (self._inbox.empty() or not self._partial_shown()):
-                await self._hypothesis(action, await self._decode(action, final=False))
-        elif self._final_decode_s <= self._cfg.eager_final_max_s:
+        if self._final_decode_s <= self._cfg.eager_final_max_s:
             self._candidate = await self._decode_final(action)
         else:
             self._candidate = _Candidate(action)
+
+    def _start_partial(self, action: Action) -> None:
+        """Decode a partial beside the session's processing, which goes on reading audio meanwhile. A partial
+        is only for display, so it is skipped while another is in flight, and when more audio is already
+        waiting (a newer partial is due); not before the utterance has shown words, though: the first
+        tells the speaker they are heard. Finals never depend on partials, so they stay the same."""
+        in_flight = self._partial_task is not None and not self._partial_task.done()
+        if self._cfg.partials and not in_flight and (self._inbox.empty() or not self._partial_shown()):
+            self._partial_task = asyncio.create_task(self._run(lambda: self._show_partial(action)),
+                                                     name="session-partial")
+
+    async def _show_partial(self, action: Action) -> None:
+        await self._hypothesis(action, await self._decode(action, final=False))
+
+    async def _drop_partial(self, keep_first: bool = False) -> None:
+        """Cancel the partial decode in flight, if any, and wait until it is gone; ``keep_first``: let the
+        utterance's first partial (none shown yet) finish instead."""
+        task, self._partial_task = self._partial_task, None
+        if task is None or task.done():
+            return
+        if not (keep_first and not self._partial_shown()):
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def _decode_final(self, action: Action) -> _Candidate:
         started = time.perf_counter()
