@@ -418,7 +418,7 @@ class Session:
         task, self._partial_task = self._partial_task, None
         if task is None or task.done():
             return
-        if not (keep_first and not self._partial_shown()):
+        if not keep_first or self._partial_shown():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
