@@ -9,6 +9,7 @@
   python -m bench accuracy --model base                            # streaming vs offline WER, 4 streams
   python -m bench accuracy --model base --shifts 0,0.1,0.3,0.75    # … each at 4 offsets (how much is noise)
   python -m bench accuracy --model base --continuous               # … clips joined into long speech
+  python -m bench accuracy --model base --causal                   # … and offline without look-ahead
 """
 
 from __future__ import annotations
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--continuous", action="store_true",
                            help="join the extra streams' clips with pauses under 0.1 s: long speech that only "
                                 "the maximum segment length cuts")
+            s.add_argument("--causal", action="store_true",
+                           help="also offline transcribe without look-ahead: committed at each streaming final's "
+                                "end (slow: one transcribe of the audio so far per final)")
         if name == "run":
             s.add_argument("--sessions", type=int, default=1)
             s.add_argument("--stagger", type=float, default=3.0,
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "accuracy":
         from .accuracy import run as accuracy_run
 
-        report = accuracy_run(args.file.parent, args.model, args.shifts, args.continuous, args.engine)
+        report = accuracy_run(args.file.parent, args.model, args.shifts, args.continuous, args.engine,
+                              args.causal)
         report["machine"] = machine()
     elif args.command == "pipeline":
         from .pipeline_bench import run as pipeline_run

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .offline import load_audio, offline_transcribe
+from .causal import causal_offline_text
+from .offline import load_audio, load_offline_model, transcribe_text
 from .wer import word_errors
 
 _GAP_S = (0.6, 1.4)  # silence between clips, as in en-dev-long
@@ -58,32 +59,39 @@ def build_streams(speech_dir: Path, count: int = 3, seed: int = 11,
 
 
 def run(speech_dir: Path, model: str, shifts: tuple[float, ...] = (0.0,), continuous: bool = False,
-        engine: str = "auto") -> dict[str, Any]:
+        engine: str = "auto", causal: bool = False) -> dict[str, Any]:
     """Errors of streaming finals (fed unpaced in 100 ms chunks, ASR ``engine``) and of offline
-    ``transcribe``, per stream and per shift (seconds of silence put in front of the stream)."""
+    ``transcribe``, per stream and per shift (seconds of silence put in front of the stream);
+    ``causal`` adds offline decoding that commits where the stream's finals end (``bench.causal``)."""
     from pipeline import EngineConfig, Engines
 
     from .pipeline_bench import stream_finals
 
     streams = build_streams(speech_dir, continuous=continuous)
     engines = Engines.load(EngineConfig(asr_model=model, asr_engine=engine))
+    offline_model = load_offline_model(model)
+    kinds = ("streaming", "offline", "causal_offline") if causal else ("streaming", "offline")
     rows = []
     try:
         for shift in shifts:
             lead_in = np.zeros(round(shift * 16000), np.float32)
             for name, speech, reference in streams:
                 audio = np.concatenate([lead_in, speech])
-                streamed = " ".join(e.text for e in asyncio.run(stream_finals(engines, audio)))
-                (stream_errors, words), (offline_errors, _) = (
-                    word_errors(reference, streamed), word_errors(reference, offline_transcribe(model, audio).text))
-                rows.append({"stream": name, "shift_s": shift, "words": words, "streaming_errors": stream_errors,
-                             "offline_errors": offline_errors})
-                print(f"{name:12s} shift {shift:4.2f} s {words:5d} words  streaming {stream_errors:3d} errors"
-                      f"  offline {offline_errors:3d}", flush=True)
+                finals = asyncio.run(stream_finals(engines, audio))
+                texts = {"streaming": " ".join(e.text for e in finals),
+                         "offline": transcribe_text(offline_model, audio)}
+                if causal:
+                    texts["causal_offline"] = causal_offline_text(offline_model, audio, (e.end for e in finals))
+                row: dict[str, Any] = {"stream": name, "shift_s": shift}
+                for kind in kinds:
+                    row[f"{kind}_errors"], row["words"] = word_errors(reference, texts[kind])
+                rows.append(row)
+                print(f"{name:12s} shift {shift:4.2f} s {row['words']:5d} words  "
+                      + "  ".join(f"{kind} {row[f'{kind}_errors']:3d}" for kind in kinds), flush=True)
     finally:
         engines.close()
     words = sum(r["words"] for r in rows)
-    pooled = {key: sum(r[f"{key}_errors"] for r in rows) / words for key in ("streaming", "offline")}
-    print(f"pooled over {words} words: streaming WER {pooled['streaming']:.4f}, offline {pooled['offline']:.4f}")
+    pooled = {kind: sum(r[f"{kind}_errors"] for r in rows) / words for kind in kinds}
+    print(f"pooled WER over {words} words: " + ", ".join(f"{kind} {value:.4f}" for kind, value in pooled.items()))
     return {"model": model, "engine": engines.asr.describe(), "shifts_s": list(shifts), "continuous": continuous,
             "streams": rows, "pooled_wer": pooled}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
 
 
 @dataclass(frozen=True)
@@ -25,15 +29,26 @@ def offline_transcribe(
     device: str = "cpu", compute_type: str = "int8",
 ) -> OfflineResult:
     """Whole-file transcription with faster-whisper's defaults (30 s windows, previous-text conditioning)."""
+    whisper = load_offline_model(model, device, compute_type)
+    started = time.perf_counter()
+    text = transcribe_text(whisper, audio, language, beam_size)
+    return OfflineResult(text, time.perf_counter() - started, audio.size / 16000)
+
+
+def load_offline_model(model: str, device: str = "cpu", compute_type: str = "int8") -> WhisperModel:
+    """faster-whisper's own ``WhisperModel`` for a model name or path (packaged models resolve offline)."""
     from faster_whisper import WhisperModel
 
     from pipeline import resolve_whisper_model
 
-    whisper = WhisperModel(str(resolve_whisper_model(model)), device=device, compute_type=compute_type)
-    started = time.perf_counter()
+    return WhisperModel(str(resolve_whisper_model(model)), device=device, compute_type=compute_type)
+
+
+def transcribe_text(whisper: WhisperModel, audio: np.ndarray, language: str | None = "en",
+                    beam_size: int = 5) -> str:
+    """The text of ``WhisperModel.transcribe`` over all of ``audio``, its segments joined."""
     segments, _ = whisper.transcribe(audio, language=language, beam_size=beam_size)
-    text = " ".join(s.text.strip() for s in segments)
-    return OfflineResult(text, time.perf_counter() - started, audio.size / 16000)
+    return " ".join(s.text.strip() for s in segments)
 
 
 def to_pcm16(audio: np.ndarray) -> bytes:
