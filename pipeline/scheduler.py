@@ -51,6 +51,9 @@ class _Request:
     loop: asyncio.AbstractEventLoop = field(compare=False)
 
 
+_Outcome = tuple[_Request, Any, BaseException | None]  # a request, its result or its exception
+
+
 def _call_each(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     return [call() for call in calls]
 
@@ -160,33 +163,34 @@ class ModelWorker:
         while (batch := self._take_batch(lane)) is not None:
             if not batch:
                 continue
-            # Counted before its results are delivered, so whoever receives one sees its batch counted.
             with self._ready:
                 self.batch_sizes[len(batch)] += 1
                 self.running += 1
                 self.peak_running = max(self.peak_running, self.running)
             started = time.perf_counter()
+            outcomes: list[_Outcome] = []
             try:
-                self._run_batch(batch)
+                outcomes = self._run_batch(batch)
                 if self._after_batch is not None:
                     self._after_batch()
             finally:
+                # The counters settle before any result is delivered, so whoever receives one sees its
+                # batch counted and its lane free again.
                 with self._ready:
                     self.running -= 1
                     self.busy_seconds += time.perf_counter() - started
+                for request, result, exception in outcomes:
+                    _deliver(request, result, exception)
 
-    def _run_batch(self, batch: list[_Request]) -> None:
+    def _run_batch(self, batch: list[_Request]) -> list[_Outcome]:
         try:
             results = batch[0].batch_fn([request.item for request in batch])
-        except BaseException as exc:
+            return [(request, result, None) for request, result in zip(batch, results, strict=True)]
+        except BaseException as exc:  # also a batch function that returned too few or too many results
             if len(batch) == 1:
-                _deliver(batch[0], exception=exc)
-            else:  # one bad item must not fail the others: run each alone to find out whose it is
-                for request in batch:
-                    self._run_batch([request])
-            return
-        for request, result in zip(batch, results, strict=True):
-            _deliver(request, result=result)
+                return [(batch[0], None, exc)]
+            # One bad item must not fail the others: run each alone to find out whose it is.
+            return [outcome for request in batch for outcome in self._run_batch([request])]
 
 
 def _deliver(request: _Request, result: Any = None, exception: BaseException | None = None) -> None:

@@ -132,3 +132,14 @@ async def test_a_failing_item_fails_only_its_own_request_in_a_batch():
     assert results[0] == 2 and results[2] == 3
     assert isinstance(results[1], ValueError)
     worker.close()
+
+
+async def test_a_batch_function_that_returns_the_wrong_number_of_results_fails_its_requests():
+    """A broken batch function gives each caller an error instead of leaving it waiting for ever."""
+    worker = ModelWorker("test", max_batch=4, max_wait_s=0.2)
+    tasks = [asyncio.create_task(worker.submit(lambda items: [], item)) for item in (1, 2)]
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=30)
+    assert all(isinstance(result, ValueError) for result in results)
+    assert worker.running == 0
+    assert await worker.run(lambda: "still serving") == "still serving"
+    worker.close()
