@@ -180,7 +180,7 @@ class ModelWorker:
                     self.running -= 1
                     self.busy_seconds += time.perf_counter() - started
                 for request, result, exception in outcomes:
-                    _deliver(request, result, exception)
+                    request.loop.call_soon_threadsafe(_settle, request.future, result, exception)
 
     def _run_batch(self, batch: list[_Request]) -> list[_Outcome]:
         try:
@@ -191,10 +191,6 @@ class ModelWorker:
                 return [(batch[0], None, exc)]
             # One bad item must not fail the others: run each alone to find out whose it is.
             return [outcome for request in batch for outcome in self._run_batch([request])]
-
-
-def _deliver(request: _Request, result: Any = None, exception: BaseException | None = None) -> None:
-    request.loop.call_soon_threadsafe(_settle, request.future, result, exception)
 
 
 def _settle(future: asyncio.Future, result: Any, exception: BaseException | None) -> None:

@@ -19,6 +19,7 @@ from bench.server import spawn_gateway
 from gateway.admission import LatencyGate
 from gateway.client import StreamOptions, decode_file, frames_of, send_paced, stream_pcm
 from tests.conftest import free_port, run_server, to_s16
+from tests.gateway.metrics_text import sample_values
 from tests.gateway.protocol_checks import check_guarantees
 from tests.gateway.test_stream import START, expect_error, open_ws, recv_json
 
@@ -284,13 +285,7 @@ async def test_metrics_move_during_a_session(server, dev_long):
 
     async def scrape() -> dict[str, float]:
         async with httpx.AsyncClient(base_url=server.url, verify=server.ssl) as http:
-            text = (await http.get("/metrics")).text
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
+            return sample_values((await http.get("/metrics")).text)
 
     before = await scrape()
     # in real time, so that the session is alive (and decoding partials) while it is scraped

@@ -10,13 +10,13 @@ import asyncio
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.metrics import latency_report
 from bench.server import ProcessSampler, spawn_gateway
 from bench.wer import wer
 from gateway.client import BYTES_PER_SECOND, StreamOptions, decode_file, stream_pcm
 from tests.conftest import STREAMING_WER_SLACK
+from tests.gateway.metrics_text import sample_values
 from tests.gateway.protocol_checks import check_guarantees
 
 SOAK_SECONDS = 600
@@ -65,5 +65,4 @@ def asr_lanes(gateway) -> int:
     """How many ASR requests the gateway runs at once (its /metrics)."""
     with urllib.request.urlopen(gateway.http + "/metrics", context=gateway.ssl_context(), timeout=10) as response:
         text = response.read().decode()
-    family = next(f for f in text_string_to_metric_families(text) if f.name == "gateway_worker_lanes")
-    return int(next(s.value for s in family.samples if s.labels["worker"] == "asr"))
+    return int(sample_values(text)['gateway_worker_lanes{worker="asr"}'])
