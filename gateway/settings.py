@@ -48,6 +48,7 @@ class Settings:
     static_dir: Path = PROJECT_ROOT / "static"
     final_beam_size: int = _SESSION.final_beam_size
     min_silence_ms: int = round(_SESSION.streaming.min_silence_s * 1000)
+    context_s: float = _SESSION.streaming.context_s
     eager_final_max_s: float = _SESSION.eager_final_max_s
     max_connections_per_client: int = 16
     idle_timeout_s: float = 60.0
@@ -100,6 +101,9 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "static_dir": "the web page's files",
     "final_beam_size": "beam size of final decodes (partials are greedy)",
     "min_silence_ms": "silence that ends an utterance",
+    "context_s": "seconds of earlier speech decoded in front of each final, its text forced, so that Whisper "
+                 "hears what came before (0: off; finals come sooner on a slow CPU, with 1.5-2 times the "
+                 "errors: docs/pipeline.md)",
     "eager_final_max_s": "decode an utterance's end before the silence confirms it (finals 0.3 s sooner) while "
                          "final decodes take at most this long; slower, wait for the confirmation, so that "
                          "no decode is wasted when speech resumes (0: always wait)",
@@ -158,6 +162,9 @@ def _repeatable_env(flag: str) -> list[str]:
 def load_settings(argv: Sequence[str] | None = None) -> Settings:
     """Parse flags (and environment) into Settings."""
     args = vars(build_parser().parse_args(argv))
+    if not 0 <= args["context_s"] <= _SESSION.streaming.max_window_s:
+        raise SystemExit(f"--context-s must be between 0 and {_SESSION.streaming.max_window_s:g} "
+                         "(context and utterance share Whisper's 30 s window)")
     if (args["cert"] is None) != (args["key"] is None):
         raise SystemExit("--cert and --key go together")
     for name, (flag, _) in _REPEATABLE.items():

@@ -88,7 +88,7 @@ def session_config(start: StartMessage, settings: Settings) -> SessionConfig:
         targets=tuple(start.targets),
         partials=start.partials, final_beam_size=settings.final_beam_size,
         eager_final_max_s=settings.eager_final_max_s,
-        streaming=StreamingConfig(min_silence_s=settings.min_silence_ms / 1000),
+        streaming=StreamingConfig(min_silence_s=settings.min_silence_ms / 1000, context_s=settings.context_s),
     )
 
 

@@ -26,6 +26,12 @@ def test_cert_and_key_go_together():
         load_settings(["--cert", "c.pem"])
 
 
+@pytest.mark.parametrize("seconds", ["-1", "29"])
+def test_context_outside_whispers_window_is_refused(seconds):
+    with pytest.raises(SystemExit, match="--context-s must be between 0 and 28"):
+        load_settings(["--context-s", seconds])
+
+
 def test_help_documents_every_flag_with_its_default():
     text = build_parser().format_help()
     for flag in ("--host", "--port", "--cert", "--key", "--model", "--device", "--compute-type", "--max-sessions",
@@ -61,10 +67,11 @@ def test_session_tuning_flags_reach_the_session_and_the_gate():
     from gateway.stream import session_config
 
     settings = load_settings(["--eager-final-max-s", "0", "--min-silence-ms", "700", "--final-beam-size", "3",
-                              "--admission-latency-s", "1.5"])
+                              "--admission-latency-s", "1.5", "--context-s", "0"])
     start = StartMessage.model_validate({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": 16000}})
     config = session_config(start, settings)
     assert (config.eager_final_max_s, config.streaming.min_silence_s, config.final_beam_size) == (0, 0.7, 3)
+    assert config.streaming.context_s == 0
     assert GatewayState(settings).admission.limit_s == 1.5
 
 

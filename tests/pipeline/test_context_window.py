@@ -69,3 +69,22 @@ async def test_the_context_takes_the_segments_that_fit_back_to_a_final_without_t
         assert alone.start == 40.0 and alone.timed == () and alone.audio.size == 2 * RATE
     finally:
         await session.aclose()
+
+
+
+@pytest.mark.parametrize("context_s", [0.0, 7.0])
+def test_candidates_carry_up_to_context_s_of_earlier_audio(dev_long, context_s):
+    from pipeline.segmenter import StreamingConfig, UtteranceTracker
+    from pipeline.vad import SileroVadModel
+
+    audio, _ = dev_long
+    tracker = UtteranceTracker(SileroVadModel().open_stream(), StreamingConfig(context_s=context_s))
+    actions = tracker.push(audio[: 20 * RATE]) + tracker.flush()
+    candidates = [a for a in actions if a.kind is ActionKind.CANDIDATE]
+    assert len({a.utterance for a in candidates}) >= 3
+    in_front = [(a.offset - a.lead_in) / RATE for a in candidates]  # audio before the utterance's pre-roll
+    if context_s == 0:
+        assert in_front == [0.0] * len(candidates)
+    else:
+        assert all(a.offset / RATE <= context_s for a in candidates)
+        assert max(in_front) > 2.0  # earlier utterances' speech
