@@ -71,7 +71,6 @@ async def test_the_context_takes_the_segments_that_fit_back_to_a_final_without_t
         await session.aclose()
 
 
-
 @pytest.mark.parametrize("context_s", [0.0, 7.0])
 def test_candidates_carry_up_to_context_s_of_earlier_audio(dev_long, context_s):
     from pipeline.segmenter import StreamingConfig, UtteranceTracker
