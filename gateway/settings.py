@@ -81,7 +81,8 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "model": "Whisper model: packaged 'base' or 'tiny.en', a CTranslate2 folder, or a hub id (needs network)",
     "asr_engine": "Whisper runtime: auto (CPU: hybrid where the CPU has AMX and torch is installed, else "
                   "CTranslate2; GPU: CTranslate2 where it can run, else transformers/torch), ctranslate2, "
-                  "transformers, hybrid (CTranslate2 decoding behind a torch bfloat16 encoder, CPU only)",
+                  "transformers, hybrid (CTranslate2 decoding behind a torch encoder, bfloat16 where the CPU has AMX, "
+                  "else float32; CPU only)",
     "device": "auto (first usable CUDA GPU, else CPU), cpu, cuda or cuda:N",
     "compute_type": "auto (CTranslate2, hybrid: int8 on CPU; transformers: float32 on CPU; float16 on GPU), int8, float16, "
                     "bfloat16, int8_float16, float32",

@@ -118,21 +118,21 @@ def cpu_has_amx_bf16() -> bool:
 
 
 def hybrid_engine_pays() -> bool:
-    """The ``hybrid`` engine's torch encoder is installed and has AMX to run on (without AMX, torch's
-    bfloat16 is no faster than CTranslate2's int8: measured in docs/pipeline.md)."""
+    """The ``hybrid`` engine's torch encoder is installed and has AMX to run on (without AMX it runs in
+    float32, level with CTranslate2's int8 on an AVX2 CPU: measured in docs/pipeline.md)."""
     installed = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
     return installed and cpu_has_amx_bf16()
 
 
 def resolve_engine(engine: str, device: str) -> str:
-    """``auto``: on the CPU, ``hybrid`` (CTranslate2 behind a torch bfloat16 encoder) where the CPU has
+    """``auto``: on the CPU, ``hybrid`` (CTranslate2 behind a torch encoder in bfloat16) where the CPU has
     AMX and torch is installed, else CTranslate2; on a GPU, CTranslate2 wherever it can run it, and
     transformers/torch when CTranslate2 cannot load its CUDA 12 libraries but torch can use the GPU.
     (torch is not imported otherwise: on a CPU machine it would only cost memory.)"""
     if engine not in ENGINES:
         raise DeviceError(f"unknown ASR engine {engine!r}; use " + ", ".join(ENGINES))
     if engine == "hybrid" and device.startswith("cuda"):
-        raise DeviceError("the hybrid engine (a torch bfloat16 encoder for CPUs with AMX) runs on the CPU; "
+        raise DeviceError("the hybrid engine (a torch encoder in front of CTranslate2's decoder) runs on the CPU; "
                           "use --device cpu, or --asr-engine ctranslate2 or transformers on a GPU")
     if engine != "auto":
         return engine

@@ -12,6 +12,7 @@ cache; prompts of different lengths are left-padded with a mask and per-row posi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -70,33 +71,40 @@ def run_encoder(encoder, features: np.ndarray, device, dtype):
 
 
 class TorchEncoder:
-    """Whisper's encoder alone on torch, its matrix products in bfloat16 on the CPU (torch's autocast),
-    for the ``hybrid`` engine: CTranslate2 decodes from its output. On CPUs with AMX a 30 s window
-    encodes 2.5x faster than with CTranslate2's int8 (0.16 s against 0.41 s, base, 2 cores), and its
-    output is nearer the float32 encoder's (relative RMS error 1.1-1.8 % against 5.6-5.7 %), while
-    CTranslate2 steps the decoder faster than torch does. Weights, norms and the residual stream stay
-    float32: all in bfloat16 was 0.03 s faster but twice as far from float32, and on tiny.en it made more
-    word errors (docs/pipeline.md)."""
+    """Whisper's encoder alone on torch, for the ``hybrid`` engine: CTranslate2 decodes from its output.
 
-    dtype_name = "bfloat16"
+    On CPUs with AMX its matrix products run in bfloat16 (torch's autocast): a 30 s window encodes 2.5x
+    faster than with CTranslate2's int8 (0.16 s against 0.41 s, base, 2 cores), and its output is nearer
+    the float32 encoder's (relative RMS error 1.1-1.8 % against 5.6-5.7 %). Weights, norms and the
+    residual stream stay float32: all in bfloat16 was 0.03 s faster but twice as far from float32, and on
+    tiny.en it made more word errors. Without AMX, bfloat16 has no hardware to run on (5.5 s for that
+    window on an AVX2 CPU), so the encoder runs in float32 there (docs/pipeline.md)."""
 
-    def __init__(self, encoder, threads: int = 0) -> None:
+    def __init__(self, encoder, threads: int = 0, dtype_name: str | None = None) -> None:
+        """``dtype_name``: ``bfloat16`` or ``float32`` for the matrix products; None picks by the CPU."""
         import torch
+
+        from .devices import cpu_has_amx_bf16
 
         if threads > 0:
             torch.set_num_threads(threads)
         self._torch = torch
+        self.dtype_name = dtype_name or ("bfloat16" if cpu_has_amx_bf16() else "float32")
+        if self.dtype_name not in ("bfloat16", "float32"):
+            raise ValueError(f"the torch encoder computes in bfloat16 or float32, not {self.dtype_name!r}")
         self._encoder = encoder.to("cpu", torch.float32).eval()
 
     @classmethod
-    def load(cls, model_dir: str | Path, threads: int = 0) -> "TorchEncoder":
+    def load(cls, model_dir: str | Path, threads: int = 0, dtype_name: str | None = None) -> "TorchEncoder":
         """The encoder of a transformers Whisper folder or a CTranslate2 one (converted in memory)."""
-        return cls(load_transformers_whisper(Path(model_dir)).model.encoder, threads)
+        return cls(load_transformers_whisper(Path(model_dir)).model.encoder, threads, dtype_name)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Encoder output [B, frames / 2, d_model] as float32, what CTranslate2's decoder takes."""
         torch = self._torch
-        with torch.autocast("cpu", dtype=getattr(torch, self.dtype_name)):
+        products = (torch.autocast("cpu", dtype=torch.bfloat16) if self.dtype_name == "bfloat16"
+                    else contextlib.nullcontext())
+        with products:
             return run_encoder(self._encoder, features, "cpu", torch.float32).float().numpy()
 
 
