@@ -90,7 +90,9 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "batch_wait_ms": "how long a batch waits for more requests (negative: 0 on CPU, 5 on GPU)",
     "cpu_threads": "threads for Whisper on CPU (0: all cores)",
     "decoder_threads": "threads for Whisper's decoder on CPU, CTranslate2 and hybrid engines (0: one where the "
-                       "process has at most 2 CPUs, measured faster there; else --cpu-threads)",
+                       "process has at most 2 CPUs, measured faster there, and with the ctranslate2 engine on "
+                       "non-Intel CPUs all of them for a final that runs alone while one session is open; "
+                       "else --cpu-threads)",
     "asr_lanes": "Whisper requests run side by side, CTranslate2 and hybrid engines (0: two on a CPU whose "
                  "decoder runs on one thread with another CPU to spare, else one)",
     "max_sessions": "concurrent streaming sessions; more are refused with close code 1013 "

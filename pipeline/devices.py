@@ -86,6 +86,36 @@ def resolve_decoder_threads(requested: int, cpu_threads: int, cpus: int | None =
     return 1 if (cpus or usable_cpus()) <= SINGLE_THREAD_DECODER_MAX_CPUS else cpu_threads
 
 
+@functools.cache
+def _cpu_vendor_is_intel() -> bool:
+    try:
+        return "GenuineIntel" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+def ctranslate2_uses_mkl() -> bool:
+    """Whether CTranslate2 multiplies with Intel MKL on this CPU: as CTranslate2 itself decides, on Intel
+    CPUs unless ``CT2_USE_MKL`` says otherwise (elsewhere it uses oneDNN)."""
+    override = os.environ.get("CT2_USE_MKL", "").strip().lower()
+    if override:
+        return override in ("1", "true", "on", "yes")
+    return _cpu_vendor_is_intel()
+
+
+def resolve_solo_beams_on_all_threads(requested_decoder_threads: int, decoder_threads: int, cpu_threads: int,
+                                      cpus: int | None = None) -> bool:
+    """Whether a beam search (a final) that starts while the ASR model runs nothing else, with at most one
+    session open, may decode on every thread: only where the decoder threads were left to
+    ``resolve_decoder_threads`` and put on fewer threads than the encoder, and where CTranslate2 does not
+    use MKL. On a 2-core AMD EPYC (oneDNN) one final took 0.64 s on two threads and 0.80 s on one, with
+    bit-identical results; with MKL a second thread made each step twice as slow (docs/pipeline.md,
+    stage 4). Other CPUs (ARM: Ruy) are unmeasured."""
+    all_threads = cpu_threads or cpus or usable_cpus()
+    fewer = 0 < decoder_threads < all_threads  # 0: the runtime's default, all of them
+    return requested_decoder_threads <= 0 and fewer and not ctranslate2_uses_mkl()
+
+
 # Where the decoder runs on one thread, a second ASR lane decodes on the core it leaves idle: two sessions'
 # requests (one's final, the other's partial) run side by side. Measured on 2 cores; more are unmeasured.
 CPU_ASR_LANES = 2

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .asr import AsrEngine, DecodeOptions, DecodeRequest, DecodeResult, WhisperEngine
-from .devices import Device, resolve_asr_lanes, resolve_decoder_threads, resolve_device, resolve_engine
+from .devices import (
+    Device,
+    resolve_asr_lanes,
+    resolve_decoder_threads,
+    resolve_device,
+    resolve_engine,
+    resolve_solo_beams_on_all_threads,
+)
 from .memory import release_free_memory
 from .models import resolve_whisper_model
 from .scheduler import ModelWorker, Priority
@@ -48,8 +55,20 @@ class EngineConfig:
     batch_wait_ms: float = -1.0  # how long a batch waits for company; < 0: 0 on CPU, 5 ms on GPU
 
 
-def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
-    """The Whisper engine the config asks for, on its resolved device."""
+@dataclass
+class OpenSessions:
+    """How many sessions are open on one ``Engines`` (set on the event loop, read by the ASR backend)."""
+
+    count: int = 0
+
+    def at_most_one(self) -> bool:
+        return self.count <= 1
+
+
+def load_asr_engine(config: EngineConfig, sessions: OpenSessions | None = None) -> tuple[AsrEngine, Device]:
+    """The Whisper engine the config asks for, on its resolved device. With ``sessions``, a final that
+    starts while the model runs nothing else and at most one session is open may decode on every thread,
+    where that pays (``devices.resolve_solo_beams_on_all_threads``)."""
     engine = resolve_engine(config.asr_engine, config.device)
     device = resolve_device(config.device, config.compute_type, engine)
     decoder_threads = resolve_decoder_threads(config.decoder_threads, config.cpu_threads)
@@ -68,9 +87,11 @@ def load_asr_engine(config: EngineConfig) -> tuple[AsrEngine, Device]:
             from .whisper_torch import TorchEncoder
 
             encoder = TorchEncoder.load(path, threads=config.cpu_threads)
+        solo = resolve_solo_beams_on_all_threads(config.decoder_threads, decoder_threads, config.cpu_threads)
         backend = CTranslate2Backend(
             str(path), device=str(device), compute_type=device.compute_type, cpu_threads=config.cpu_threads,
             encoder=encoder, decoder_threads=decoder_threads, lanes=lanes,
+            solo_beams_when=sessions.at_most_one if sessions is not None and solo else None,
         )
     return WhisperEngine(backend, path, name=config.asr_model), device
 
@@ -88,11 +109,13 @@ class Engines:
     mt_worker: ModelWorker = field(repr=False)
 
     device: str = "cpu"
+    sessions: OpenSessions = field(default_factory=OpenSessions)  # kept by ``Session``
 
     @classmethod
     def load(cls, config: EngineConfig) -> "Engines":
         """Load every model (blocking: call it from a thread at startup)."""
-        asr, device = load_asr_engine(config)
+        sessions = OpenSessions()
+        asr, device = load_asr_engine(config, sessions)
         translators = [load_translator(name) for name in config.translators]
         router = TranslationRouter(translators, speech_to_english=asr.multilingual)
         on_gpu = device.kind == "cuda"
@@ -108,6 +131,7 @@ class Engines:
                                    after_batch=release_free_memory, lanes=asr.lanes),
             mt_worker=ModelWorker("mt", config.max_pending_requests, max_batch, wait_s),
             device=f"{device}/{device.compute_type}",
+            sessions=sessions,
         )
 
     async def decode(self, audio: np.ndarray, options: DecodeOptions, priority: Priority) -> DecodeResult:

@@ -174,6 +174,8 @@ class Session:
             asyncio.create_task(self._run(self._process), name="session-process"),
             asyncio.create_task(self._run(self._translate), name="session-translate"),
         ]
+        self._open = True
+        engines.sessions.count += 1
 
     # ---- input side -------------------------------------------------------------------------
     async def feed_audio(self, data: bytes) -> None:
@@ -216,6 +218,9 @@ class Session:
 
     async def aclose(self) -> None:
         """Cancel the session's tasks and release its decoder."""
+        if self._open:
+            self._open = False
+            self._engines.sessions.count -= 1
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,9 +8,10 @@ the rows of the shared encoder output.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,15 @@ class CTranslate2Backend:
 
     def __init__(self, model_dir: str, device: str = "cpu", compute_type: str = "int8", cpu_threads: int = 0,
                  encoder: Callable[[np.ndarray], np.ndarray] | None = None, decoder_threads: int = 0,
-                 lanes: int = 1) -> None:
+                 lanes: int = 1, solo_beams_when: Callable[[], bool] | None = None) -> None:
         """``encoder``, when given, replaces CTranslate2's own encoder: it maps log-mel features to the
         float32 encoder output (the ``hybrid`` engine's ``TorchEncoder``). On the CPU, ``decoder_threads``
         (0: as ``cpu_threads``) run the decoder; where they differ from ``cpu_threads``, a second instance of
         the model with ``cpu_threads`` encodes. ``lanes`` callers may decode at once, each on its own
         replica of the model (CTranslate2 shares the weights between them); encodes, which use every
-        thread, run one at a time."""
+        thread, run one at a time. With ``solo_beams_when``, a beam search (a final) that starts while the
+        model runs nothing else, and while ``solo_beams_when()`` holds, decodes on the encoder's instance,
+        on ``cpu_threads`` (``devices.resolve_solo_beams_on_all_threads``)."""
         import ctranslate2
 
         # Each CTranslate2 thread seeds its sampler once, at its first draw, from this process-wide seed
@@ -61,9 +64,18 @@ class CTranslate2Backend:
         split = encoder is None and decoder_threads != cpu_threads
         self._encoder_model = load(cpu_threads) if split else self._model
         self._encode_lock = threading.Lock()
+        # The encoder's instance: an encode that comes meanwhile waits for it. The condition asks for one
+        # open session: with two, decoding finals on every thread made them later (docs/pipeline.md).
+        self._solo_beam_model = self._encoder_model if solo_beams_when is not None and split else None
+        self._solo_beams_when = solo_beams_when or (lambda: False)
+        self._running = 0  # encodes and generates under way, to know when a beam search would run alone
+        self._running_lock = threading.Lock()
+        self.solo_beams = 0  # beam searches run on every thread
         self.device = f"{device}/{compute_type}"
         if on_cpu and decoder_threads != cpu_threads:
             self.device += f", decoder on {decoder_threads} thread{'s' if decoder_threads > 1 else ''}"
+        if self._solo_beam_model is not None:
+            self.device += f" ({cpu_threads or 'all'} for a final decoded alone)"
         if self.lanes > 1:
             self.device += f", {self.lanes} lanes"
         self._encoder = encoder
@@ -75,10 +87,22 @@ class CTranslate2Backend:
     def encode(self, features: np.ndarray) -> Any:
         import ctranslate2
 
-        with self._encode_lock:
+        with self._encode_lock, self._run():
             if self._encoder is not None:
                 return ctranslate2.StorageView.from_array(np.ascontiguousarray(self._encoder(features), np.float32))
             return self._encoder_model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False)
+
+    @contextlib.contextmanager
+    def _run(self) -> Iterator[bool]:
+        """Count a call under way for its duration; yields whether it started alone."""
+        with self._running_lock:
+            alone = self._running == 0
+            self._running += 1
+        try:
+            yield alone
+        finally:
+            with self._running_lock:
+                self._running -= 1
 
     def detect_language(self, encoded: Any, rows: Sequence[int]) -> list[dict[str, float]]:
         results = self._model.detect_language(self._rows(encoded, rows))
@@ -95,16 +119,21 @@ class CTranslate2Backend:
             "beam_size": 1, "sampling_topk": 0, "sampling_temperature": temperature,
         }
         out: list[Generation | None] = [None] * len(prompts)
-        for (_, prefix_start, _), members in groups.items():
-            results = self._model.generate(
-                self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
-                max_length=_ct2_max_length(max_length, prefix_start), return_scores=True, return_no_speech_prob=True,
-                suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=LAST_TIMESTAMP_INDEX, **sampling,
-            )
-            for i, result in zip(members, results, strict=True):
-                tokens = result.sequences_ids[0]
-                avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-                out[i] = Generation(tokens, avg_logprob, result.no_speech_prob)
+        with self._run() as alone:
+            model = self._model
+            if alone and beam_size > 1 and self._solo_beam_model is not None and self._solo_beams_when():
+                model, self.solo_beams = self._solo_beam_model, self.solo_beams + 1
+            for (_, prefix_start, _), members in groups.items():
+                results = model.generate(
+                    self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
+                    max_length=_ct2_max_length(max_length, prefix_start), return_scores=True,
+                    return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1],
+                    max_initial_timestamp_index=LAST_TIMESTAMP_INDEX, **sampling,
+                )
+                for i, result in zip(members, results, strict=True):
+                    tokens = result.sequences_ids[0]
+                    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+                    out[i] = Generation(tokens, avg_logprob, result.no_speech_prob)
         return out  # type: ignore[return-value]
 
     @staticmethod

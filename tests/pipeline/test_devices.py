@@ -61,6 +61,21 @@ def test_the_decoder_runs_on_one_thread_on_small_cpus_unless_told_otherwise():
     assert resolve_decoder_threads(3, 0, cpus=small) == 3
 
 
+def test_a_final_decoded_alone_takes_every_thread_only_where_ctranslate2_uses_onednn(monkeypatch):
+    from pipeline.devices import ctranslate2_uses_mkl, resolve_solo_beams_on_all_threads
+
+    monkeypatch.setenv("CT2_USE_MKL", "0")
+    assert not ctranslate2_uses_mkl()
+    assert resolve_solo_beams_on_all_threads(0, 1, 0, cpus=2)
+    assert resolve_solo_beams_on_all_threads(0, 1, 2, cpus=8)
+    assert not resolve_solo_beams_on_all_threads(1, 1, 0, cpus=2)  # --decoder-threads given: kept as given
+    assert not resolve_solo_beams_on_all_threads(0, 0, 0, cpus=8)  # the decoder has every thread already
+    assert not resolve_solo_beams_on_all_threads(0, 2, 2, cpus=2)
+    monkeypatch.setenv("CT2_USE_MKL", "1")  # MKL: a second thread made each decoder step twice as slow
+    assert ctranslate2_uses_mkl()
+    assert not resolve_solo_beams_on_all_threads(0, 1, 0, cpus=2)
+
+
 def test_a_second_asr_lane_runs_where_a_one_thread_decoder_leaves_a_cpu_idle():
     from pipeline.devices import CPU_ASR_LANES, Device, resolve_asr_lanes
 

@@ -16,6 +16,7 @@ from pipeline import (
     AudioFormat,
     BadAudioError,
     EndEvent,
+    PipelineError,
     Session,
     SessionConfig,
     TranscriptEvent,
@@ -292,3 +293,18 @@ async def test_auto_language_chooses_among_the_languages_the_client_names(engine
     said = [e.language for e in finals(await run(engines, to_s16(audio), config)) if e.text]
     assert len(said) >= 5 and set(said) <= {"es", "en"} and said[1:].count("es") == len(said) - 1
 
+
+
+async def test_the_engines_count_the_sessions_open_on_them(engines):
+    """A final may decode on every thread only while at most one session is open (``OpenSessions``, see
+    ``devices.resolve_solo_beams_on_all_threads``): a session counts from its creation to its first
+    ``aclose``; one refused at creation never counts."""
+    before = engines.sessions.count
+    first = Session(engines, SessionConfig(source_language="en"))
+    async with Session(engines, SessionConfig(source_language="en")):
+        assert engines.sessions.count == before + 2 and not engines.sessions.at_most_one()
+    with pytest.raises(PipelineError):
+        Session(engines, SessionConfig(source_language="xx"))
+    await first.aclose()
+    await first.aclose()
+    assert engines.sessions.count == before

@@ -250,6 +250,39 @@ def test_a_one_thread_decoder_behind_an_encoder_on_all_threads_decodes_as_one_mo
     assert all(split) and split == texts(2)
 
 
+def test_a_final_that_starts_alone_decodes_on_every_thread_to_the_same_text(dev_long):
+    """With ``solo_beams_when`` (given where CTranslate2 uses oneDNN: at most one session open), a beam
+    search that starts while nothing else runs decodes on every thread, to the text the one-thread decoder
+    gives; one that starts beside another call, or while the condition fails, stays on the one-thread
+    decoder, which leaves the other call its core. Greedy decodes (partials) never move."""
+    from pipeline.asr import DecodeOptions, WhisperEngine
+    from pipeline.whisper_ct2 import CTranslate2Backend
+
+    audio, meta = dev_long
+    utterances = meta["utterances"]
+    path = resolve_whisper_model("tiny.en")
+    one_session = [True]
+    backend = CTranslate2Backend(str(path), cpu_threads=2, decoder_threads=1, lanes=2,
+                                 solo_beams_when=lambda: one_session[0])
+    asr = WhisperEngine(backend, path, name="tiny.en")
+    assert "decoder on 1 thread (2 for a final decoded alone), 2 lanes" in asr.describe()
+    requests = [_with_timed_context(audio, utterances[i], utterances[i + 1]) for i in (6, 16)]
+
+    def decode(beam_size: int) -> list[str]:
+        return [asr.decode(clip, DecodeOptions(language="en", beam_size=beam_size, timed_prefix=timed)).continuation
+                for clip, timed in requests]
+
+    alone = decode(5)
+    assert backend.solo_beams == 2
+    with backend._run():  # another call under way
+        beside = decode(5)
+    decode(1)
+    one_session[0] = False
+    others_open = decode(5)
+    assert backend.solo_beams == 2
+    assert all(alone) and alone == beside == others_open
+
+
 async def _sessions_together(dev_long, starts: tuple[int, ...], config: EngineConfig) -> tuple[list[list[str]], Engines]:
     """The final texts of sessions streaming 25 s of en-dev-long from each of ``starts`` (seconds) at once,
     unpaced, on engines loaded from ``config``."""
