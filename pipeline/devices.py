@@ -87,11 +87,12 @@ def resolve_decoder_threads(requested: int, cpu_threads: int, cpus: int | None =
 
 
 @functools.cache
-def _cpu_vendor_is_intel() -> bool:
+def _cpuinfo_words() -> frozenset[str]:
+    """The words of ``/proc/cpuinfo`` (vendor, flags), as Linux reports them; empty elsewhere."""
     try:
-        return "GenuineIntel" in Path("/proc/cpuinfo").read_text().split()
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
+        return frozenset()
 
 
 def ctranslate2_uses_mkl() -> bool:
@@ -100,7 +101,7 @@ def ctranslate2_uses_mkl() -> bool:
     override = os.environ.get("CT2_USE_MKL", "").strip().lower()
     if override:
         return override in ("1", "true", "on", "yes")
-    return _cpu_vendor_is_intel()
+    return "GenuineIntel" in _cpuinfo_words()
 
 
 def resolve_solo_beams_on_all_threads(requested_decoder_threads: int, decoder_threads: int, cpu_threads: int,
@@ -137,14 +138,10 @@ def resolve_asr_lanes(requested: int, engine: str, device: Device, decoder_threa
     return CPU_ASR_LANES if device.kind == "cpu" and decoder_threads == 1 and spare_cpu else 1
 
 
-@functools.cache
 def cpu_has_amx_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 matrices in hardware (Intel AMX, Sapphire Rapids and later),
     as Linux reports it."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    return "amx_bf16" in _cpuinfo_words()
 
 
 def hybrid_engine_pays() -> bool:

@@ -64,17 +64,16 @@ class CTranslate2Backend:
         split = encoder is None and decoder_threads != cpu_threads
         self._encoder_model = load(cpu_threads) if split else self._model
         self._encode_lock = threading.Lock()
-        # The encoder's instance: an encode that comes meanwhile waits for it. The condition asks for one
-        # open session: with two, decoding finals on every thread made them later (docs/pipeline.md).
-        self._solo_beam_model = self._encoder_model if solo_beams_when is not None and split else None
-        self._solo_beams_when = solo_beams_when or (lambda: False)
+        # Such a beam search runs on the encoder's instance: an encode that comes meanwhile waits for it.
+        # The condition asks for one open session: with two, it made finals later (docs/pipeline.md).
+        self._solo_beams_when = solo_beams_when if split else None
         self._running = 0  # encodes and generates under way, to know when a beam search would run alone
         self._running_lock = threading.Lock()
         self.solo_beams = 0  # beam searches run on every thread
         self.device = f"{device}/{compute_type}"
         if on_cpu and decoder_threads != cpu_threads:
             self.device += f", decoder on {decoder_threads} thread{'s' if decoder_threads > 1 else ''}"
-        if self._solo_beam_model is not None:
+        if self._solo_beams_when is not None:
             self.device += f" ({cpu_threads or 'all'} for a final decoded alone)"
         if self.lanes > 1:
             self.device += f", {self.lanes} lanes"
@@ -121,8 +120,8 @@ class CTranslate2Backend:
         out: list[Generation | None] = [None] * len(prompts)
         with self._run() as alone:
             model = self._model
-            if alone and beam_size > 1 and self._solo_beam_model is not None and self._solo_beams_when():
-                model, self.solo_beams = self._solo_beam_model, self.solo_beams + 1
+            if alone and beam_size > 1 and self._solo_beams_when is not None and self._solo_beams_when():
+                model, self.solo_beams = self._encoder_model, self.solo_beams + 1
             for (_, prefix_start, _), members in groups.items():
                 results = model.generate(
                     self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],

@@ -294,7 +294,6 @@ async def test_auto_language_chooses_among_the_languages_the_client_names(engine
     assert len(said) >= 5 and set(said) <= {"es", "en"} and said[1:].count("es") == len(said) - 1
 
 
-
 async def test_the_engines_count_the_sessions_open_on_them(engines):
     """A final may decode on every thread only while at most one session is open (``OpenSessions``, see
     ``devices.resolve_solo_beams_on_all_threads``): a session counts from its creation to its first
