@@ -67,6 +67,11 @@ class CTranslate2Backend:
         # Such a beam search runs on the encoder's instance: an encode that comes meanwhile waits for it.
         # The condition asks for one open session: with two, it made finals later (docs/pipeline.md).
         self._solo_beams_when = solo_beams_when if split else None
+        # Each CTranslate2 thread seeds its sampler at its first draw and keeps drawing from it, so with
+        # several replicas a sampled call's tokens would depend on which thread took it: sampled calls go
+        # to an instance with one replica, where there is one (not with lanes beside the hybrid engine's
+        # encoder), and a process then repeats its draws in the order it made them.
+        self._sampling_model = self._encoder_model if split or self.lanes == 1 else None
         self._running = 0  # encodes and generates under way, to know when a beam search would run alone
         self._running_lock = threading.Lock()
         self.solo_beams = 0  # beam searches run on every thread
@@ -122,6 +127,8 @@ class CTranslate2Backend:
             model = self._model
             if alone and beam_size > 1 and self._solo_beams_when is not None and self._solo_beams_when():
                 model, self.solo_beams = self._encoder_model, self.solo_beams + 1
+            elif temperature > 0 and self._sampling_model is not None:
+                model = self._sampling_model
             for (_, prefix_start, _), members in groups.items():
                 results = model.generate(
                     self._rows(encoded, [rows[i] for i in members]), [prompts[i].tokens for i in members],
