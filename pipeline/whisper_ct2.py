@@ -69,8 +69,9 @@ class CTranslate2Backend:
         self._solo_beams_when = solo_beams_when if split else None
         # Each CTranslate2 thread seeds its sampler at its first draw and keeps drawing from it, so with
         # several replicas a sampled call's tokens would depend on which thread took it: sampled calls go
-        # to an instance with one replica, where there is one (not with lanes beside the hybrid engine's
-        # encoder), and a process then repeats its draws in the order it made them.
+        # to an instance with one replica, where there is one (not where the lanes share the only instance:
+        # the hybrid engine, or lanes with the decoder on every thread), and a process then repeats its
+        # draws in the order it made them.
         self._sampling_model = self._encoder_model if split or self.lanes == 1 else None
         self._running = 0  # encodes and generates under way, to know when a beam search would run alone
         self._running_lock = threading.Lock()

@@ -158,7 +158,7 @@ def test_torch_engine_batches_prompts_of_different_lengths(dev_long):
     assert all(alone) and alone[2].startswith("Press")
 
 
-_SAMPLE_TWICE = """
+_SAMPLE_EIGHT_TIMES = """
 import sys
 from bench.offline import load_audio
 from pipeline import EngineConfig
@@ -180,7 +180,7 @@ def test_the_sampled_fallback_repeats_from_one_process_to_the_next(engine, speec
     """The temperature fallback samples from a fixed seed: two fresh processes given the same requests
     draw the same tokens (before, a stream cut mid-word ended on a different made-up phrase per run), also
     where CTranslate2 runs replicas of the model for two ASR lanes, each thread with a sampler of its own."""
-    runs = [subprocess.run([sys.executable, "-c", _SAMPLE_TWICE, engine, str(speech_dir / "en-dev-long.flac")],
+    runs = [subprocess.run([sys.executable, "-c", _SAMPLE_EIGHT_TIMES, engine, str(speech_dir / "en-dev-long.flac")],
                            capture_output=True, text=True, check=True, cwd=ROOT).stdout.splitlines()
             for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0]) == 8
