@@ -1,9 +1,10 @@
 """Reference client for protocol v1: ``python -m gateway.client FILE --targets pt``.
 
 Decodes any audio file with PyAV to 16 kHz mono ``pcm_s16le``, streams it in 100 ms frames (in real
-time, or as fast as the server takes it with ``--fast``) and prints partial and final lines. Exits
-non-zero if the server reports an error. ``stream_pcm`` is the library form used by the tests and the
-benchmark: it records the send time of every frame and the arrival time of every message.
+time, or with ``--fast`` as fast as the server takes it within the limits its ``ready`` announces) and
+prints partial and final lines. Exits non-zero if the server reports an error. ``stream_pcm`` is the
+library form used by the tests and the benchmark: it records the send time of every frame and the
+arrival time of every message.
 """
 
 from __future__ import annotations
@@ -92,15 +93,50 @@ def frames_of(data: Frame, size: int) -> Iterator[Frame]:
     return (data[offset : offset + size] for offset in range(0, len(data), size))
 
 
+@dataclass(frozen=True)
+class AudioLimits:
+    """How far ahead of real time the server takes PCM (``ready``'s ``limits``): a bucket of ``burst_s``
+    seconds of audio, refilled at ``rate`` × real time; audio beyond it is dropped with ``too_fast``."""
+
+    rate: float
+    burst_s: float
+    # Keeping to half the burst and 90 % of the rate leaves the server room to read late: a backlog that
+    # waited in TCP while its session was busy arrives at once, and still fits the bucket after a stall
+    # of up to burst_share × burst_s / (rate_share × rate) (8.3 s at the defaults, 2x and 30 s).
+    burst_share: float = 0.5
+    rate_share: float = 0.9
+
+    @classmethod
+    def from_ready(cls, ready: dict[str, Any]) -> AudioLimits | None:
+        """The limits ``ready`` announces; None from a server that announces none."""
+        limits = ready.get("limits") or {}
+        rate, burst_s = limits.get("max_audio_rate"), limits.get("audio_burst_s")
+        if not isinstance(rate, int | float) or not isinstance(burst_s, int | float) or rate <= 0:
+            return None
+        return cls(float(rate), float(burst_s))
+
+    def earliest_send(self, audio_seconds: float) -> float:
+        """Seconds after the first frame when ``audio_seconds`` of audio in all may have been sent."""
+        return max(0.0, (audio_seconds - self.burst_share * self.burst_s) / (self.rate_share * self.rate))
+
+
 async def send_paced(frames: Iterable[Frame], send: Callable[[Frame], Awaitable[object]], sent: list[float],
-                     realtime: bool = True, frame_seconds: float = 0.1) -> None:
+                     realtime: bool = True, frame_seconds: float = 0.1, limits: AudioLimits | None = None,
+                     ) -> None:
     """``send`` each frame, frame i no sooner than ``i * frame_seconds`` after the first, as a live source
-    would (as fast as ``send`` takes them when not ``realtime``): the clock never waits for a slow receiver.
-    Appends each frame's hand-over time to ``sent``, the times the benches count latencies from."""
+    would; when not ``realtime``, as fast as ``send`` takes them within ``limits`` (if given). The clock
+    never waits for a slow receiver. Appends each frame's hand-over time to ``sent``, the times the
+    benches count latencies from."""
     started = time.monotonic()
     for i, frame in enumerate(frames):
         if realtime:
-            await asyncio.sleep(max(0.0, started + i * frame_seconds - time.monotonic()))
+            due = i * frame_seconds
+        elif limits is not None:
+            due = limits.earliest_send((i + 1) * frame_seconds)
+        else:
+            due = 0.0
+        if due > 0:
+            await asyncio.sleep(max(0.0, started + due - time.monotonic()))
         await send(frame)
         sent.append(time.monotonic())
 
@@ -125,8 +161,15 @@ async def stream_pcm(
             "audio": {"encoding": options.encoding, "sample_rate": options.sample_rate, "channels": 1},
         }))
 
+        ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
         async def send_audio() -> None:
-            await send_paced(frames_of(audio, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds)
+            # Sent ahead of real time, PCM keeps to the limits that `ready` announces, or the excess is lost.
+            limits = None
+            if not options.realtime and options.encoding == "pcm_s16le":
+                limits = AudioLimits.from_ready(await ready)
+            await send_paced(frames_of(audio, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds,
+                             limits)
             if options.send_stop:
                 await ws.send(json.dumps({"type": "stop"}))
 
@@ -135,6 +178,8 @@ async def stream_pcm(
             async for raw in ws:
                 item = Received(time.monotonic(), json.loads(raw))
                 run.received.append(item)
+                if item.message.get("type") == "ready" and not ready.done():
+                    ready.set_result(item.message)
                 if on_message is not None:
                     on_message(item)
         except ConnectionClosed:
@@ -167,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="wss://localhost:8443/v1/stream")
     p.add_argument("--targets", default="", help="comma-separated target languages, e.g. pt,en")
     p.add_argument("--source-language", default="auto")
-    p.add_argument("--fast", action="store_true", help="send as fast as the server accepts, not in real time")
+    p.add_argument("--fast", action="store_true",
+                   help="send ahead of real time, as fast as the limits the server announces allow")
     p.add_argument("--no-partials", action="store_true")
     p.add_argument("--cafile", help="CA/certificate to trust (e.g. certs/localhost.pem)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server certificate")

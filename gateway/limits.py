@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -13,16 +14,17 @@ class AudioRate:
 
     rate: float
     burst_s: float
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _tokens: float = field(init=False)
     _last: float = field(init=False)
 
     def __post_init__(self) -> None:
         self._tokens = self.burst_s
-        self._last = time.monotonic()
+        self._last = self.clock()
 
     def take(self, seconds: float) -> bool:
         """Account for ``seconds`` of audio; False (and nothing taken) when it arrives too fast."""
-        now = time.monotonic()
+        now = self.clock()
         self._tokens = min(self.burst_s, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if seconds > self._tokens:

@@ -66,6 +66,12 @@ class Settings:
 
         return self.max_sessions or default_max_sessions(self.model, self.device)
 
+    def client_limits(self) -> dict[str, float]:
+        """The limits a client must keep to, as ``ready`` announces them (docs/protocol.md, "Limits")."""
+        return {"max_frame_bytes": self.max_frame_bytes, "max_audio_rate": self.max_audio_rate,
+                "audio_burst_s": self.audio_burst_s, "idle_timeout_s": self.idle_timeout_s,
+                "max_session_s": self.max_session_s}
+
     @property
     def scheme(self) -> str:
         return "http" if self.insecure_http else "https"

@@ -243,7 +243,7 @@ class StreamConnection:
                     "type": "ready", "session": self.id, "protocol": PROTOCOL_VERSION,
                     "source_language": start.source_language, "languages": start.languages,
                     "targets": list(session.targets),
-                    "models": state.engines.describe(),
+                    "models": state.engines.describe(), "limits": settings.client_limits(),
                 })
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._read(session))

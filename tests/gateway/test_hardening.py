@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.server import spawn_gateway
 from gateway.admission import LatencyGate
-from gateway.client import StreamOptions, decode_file, frames_of, send_paced, stream_pcm
+from gateway.client import AudioLimits, StreamOptions, decode_file, frames_of, send_paced, stream_pcm
+from gateway.limits import AudioRate
 from tests.conftest import free_port, run_server, to_s16
 from tests.gateway.metrics_text import sample_values
 from tests.gateway.protocol_checks import check_guarantees
@@ -219,6 +220,46 @@ async def test_fast_sender_is_told_and_others_stay_responsive(custom, dev_long):
     assert too_fast and not too_fast[0]["fatal"] and "real time" in too_fast[0]["message"]
     end = messages[-1]
     assert end["audio_seconds"] < 80  # excess audio was rejected, not buffered
+
+
+@pytest.mark.parametrize(("rate", "burst_s"), [(2.0, 30.0), (3.0, 5.0), (1.5, 0.5)])
+def test_audio_paced_to_the_announced_limits_fits_the_servers_bucket_even_after_a_stall(rate, burst_s):
+    """The client's schedule against the gateway's own bucket, on a simulated clock: frames arriving when
+    due all fit, and so do frames held up by a stall (a backlog waiting in TCP while the session was busy)
+    that then arrive at once, at the start or later, for as long a stall as the client's margins allow."""
+    limits, frame_s = AudioLimits(rate, burst_s), 0.1
+    stall_s = 0.99 * limits.burst_share * burst_s / (limits.rate_share * rate)
+    now = [0.0]
+    for stall_from in (None, 0.0, 40.0):
+        now[0] = 0.0
+        bucket = AudioRate(rate, burst_s, clock=lambda: now[0])
+        for i in range(3000):  # 300 s of audio in 100 ms frames
+            due = limits.earliest_send((i + 1) * frame_s)
+            stalled = stall_from is not None and stall_from <= due < stall_from + stall_s
+            now[0] = max(now[0], stall_from + stall_s if stalled else due)
+            assert bucket.take(frame_s), (stall_from, i)
+    # The same frames sent as fast as they go overrun it: the bucket is what the schedule keeps to.
+    bucket = AudioRate(rate, burst_s, clock=lambda: 0.0)
+    assert not all(bucket.take(frame_s) for _ in range(3000))
+
+
+async def test_a_client_sending_ahead_within_the_announced_limits_loses_no_audio(custom, dev_long):
+    """``ready`` announces the limits; the reference client sending ahead of real time keeps to them, so the
+    gateway takes every frame (no ``too_fast``) and the session hears the whole clip."""
+    audio, _ = dev_long
+    seconds = 30
+    async with custom(audio_burst_s=15.0, max_audio_rate=2.0) as srv:
+        run = await stream_pcm(srv.ws_url, to_s16(audio[: 16000 * seconds]),
+                               StreamOptions(source_language="en", realtime=False), srv.ssl)
+    ready = run.of_type("ready")[0]
+    assert ready["limits"] == {"max_frame_bytes": 1 << 20, "max_audio_rate": 2.0, "audio_burst_s": 15.0,
+                               "idle_timeout_s": 60.0, "max_session_s": 4 * 3600.0}
+    assert run.errors() == [] and run.close_code == 1000
+    assert run.of_type("end")[0]["audio_seconds"] == pytest.approx(seconds, abs=0.01)
+    assert len(run.finals()) >= 3
+    # it did send ahead, and no faster than its schedule
+    wall = run.sent[-1] - run.sent[0]
+    assert AudioLimits(2.0, 15.0).earliest_send(seconds) - 0.5 <= wall < seconds
 
 
 async def test_slow_reader_gets_every_final_and_memory_stays_bounded(custom, dev_long):
