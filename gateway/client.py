@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 SAMPLE_RATE = 16_000
 BYTES_PER_SECOND = SAMPLE_RATE * 2
@@ -225,9 +225,29 @@ def main(argv: list[str] | None = None) -> int:
         partials=not args.no_partials, realtime=not args.fast, token=args.token,
     )
     printer = (lambda item: print(json.dumps(item.message), flush=True)) if args.json else _print
-    run = asyncio.run(stream_pcm(args.url, decode_file(args.file), options,
-                                 client_ssl_context(args.cafile, args.insecure), printer))
+    import av
+
+    try:
+        audio = decode_file(args.file)
+    except (OSError, av.error.FFmpegError) as exc:
+        return _failed(f"cannot decode {args.file}: {exc}", 2)
+    try:
+        ssl_context = client_ssl_context(args.cafile, args.insecure)
+    except OSError as exc:
+        return _failed(f"cannot read --cafile {args.cafile}: {exc}", 2)
+    try:
+        run = asyncio.run(stream_pcm(args.url, audio, options, ssl_context, printer))
+    except ssl.SSLCertVerificationError as exc:
+        return _failed(f"{args.url}: the server's certificate is not trusted ({exc.verify_message}): pass "
+                       "--cafile with it (certs/localhost.pem for the gateway's generated one) or --insecure", 1)
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        return _failed(f"cannot connect to {args.url}: {exc}", 1)
     return 1 if run.errors() or run.close_code != 1000 else 0
+
+
+def _failed(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":
