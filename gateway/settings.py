@@ -112,7 +112,7 @@ _HELP = {  # one flag per field: --field-name, and SPEECH_GATEWAY_FIELD_NAME in 
     "min_silence_ms": "silence that ends an utterance",
     "context_s": "seconds of earlier speech decoded in front of each final, its text forced, so that Whisper "
                  "hears what came before (0: off; finals come sooner on a slow CPU, with 1.5-2 times the "
-                 "errors: docs/pipeline.md)",
+                 "errors: docs/decisions.md)",
     "eager_final_max_s": "decode an utterance's end before the silence confirms it (finals 0.3 s sooner) while "
                          "final decodes take at most this long; slower, wait for the confirmation, so that "
                          "no decode is wasted when speech resumes (0: always wait)",

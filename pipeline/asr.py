@@ -47,7 +47,7 @@ MAX_TOKENS_PER_SECOND = 12.0
 # Whisper is trained on 30 s windows and goes quiet in short ones: in a window of the audio plus 1 s, the
 # first 0.7 s of 134 English and 100 Spanish clips came out empty for 57 and 43 of them, their first 1.7 s
 # for 36 and 16; at least 10 s, for none and 1, with 1.6x and 2x the right words (base, greedy;
-# docs/pipeline.md). Language detection names 0.7-1.7 s prompts as well as in the 30 s window (3 of 45
+# docs/decisions.md). Language detection names 0.7-1.7 s prompts as well as in the 30 s window (3 of 45
 # English ones went wrong fitted to the audio, none at 10 s). A 10 s window encodes 7x faster than 30 s.
 MIN_FITTED_WINDOW_S = 10
 

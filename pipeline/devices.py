@@ -65,7 +65,7 @@ ENGINES = ("auto", "ctranslate2", "transformers", "hybrid")
 # Up to this many usable CPUs, Whisper's decoder runs on one thread. A decoder step (one token for each
 # hypothesis) is a few milliseconds of work, and on a 2-core VM a second thread added more in
 # synchronisation than it took off: a beam-5 step of base took 9.4 ms on one thread and 18.2 ms on two,
-# tiny- to medium-sized decoders alike (docs/pipeline.md, stage 4). Larger CPUs are unmeasured.
+# tiny- to medium-sized decoders alike (docs/decisions.md, stage 4). Larger CPUs are unmeasured.
 SINGLE_THREAD_DECODER_MAX_CPUS = 2
 
 
@@ -110,7 +110,7 @@ def resolve_solo_beams_on_all_threads(requested_decoder_threads: int, decoder_th
     session open, may decode on every thread: only where the decoder threads were left to
     ``resolve_decoder_threads`` and put on fewer threads than the encoder, and where CTranslate2 does not
     use MKL. On a 2-core AMD EPYC (oneDNN) one final took 0.64 s on two threads and 0.80 s on one, with
-    bit-identical results; with MKL a second thread made each step twice as slow (docs/pipeline.md,
+    bit-identical results; with MKL a second thread made each step twice as slow (docs/decisions.md,
     stage 4). Other CPUs (ARM: Ruy) are unmeasured."""
     all_threads = cpu_threads or cpus or usable_cpus()
     fewer = 0 < decoder_threads < all_threads  # 0: the runtime's default, all of them
@@ -146,7 +146,7 @@ def cpu_has_amx_bf16() -> bool:
 
 def hybrid_engine_pays() -> bool:
     """The ``hybrid`` engine's torch encoder is installed and has AMX to run on (without AMX it runs in
-    float32, level with CTranslate2's int8 on an AVX2 CPU: measured in docs/pipeline.md)."""
+    float32, level with CTranslate2's int8 on an AVX2 CPU: measured in docs/decisions.md)."""
     installed = all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
     return installed and cpu_has_amx_bf16()
 

@@ -7,7 +7,7 @@ change language from one utterance to the next, so a session keeps the running m
 detected distributions and weighs each new detection by it. A clear switch still wins: the weight of a
 language the session has not spoken is ``OPENNESS``, not zero. Simulated over sessions of these clips
 (memory 0.5, openness 0.05): 91 % of utterances right instead of 85 %, and after a switch between Spanish
-and English the first new utterance is right 74 % of the time, the second 88 % (docs/pipeline.md).
+and English the first new utterance is right 74 % of the time, the second 88 % (docs/decisions.md).
 
 A client that knows which languages its speakers use may name them (``candidates``): detection then
 chooses among those only, which also settles the first utterance, the one with no past to weigh.

@@ -33,7 +33,7 @@ class StreamingConfig:
     # Audio in front of an utterance that is decoded alone (no final before it in its window): Silero
     # crosses its threshold a few windows into a soft onset ("Please", "Usted"); on 234 clips streamed
     # alone, 0.4 s instead of speech_pad_s took errors from 65 to 57 (en) and 247 to 205 (es),
-    # docs/pipeline.md. With context in front the onset is in the window anyway, and the utterance's own
+    # docs/decisions.md. With context in front the onset is in the window anyway, and the utterance's own
     # start stays speech_pad_s early: moving it moved the context's cuts and cost errors on streams.
     pre_roll_s: float = 0.4
     min_speech_s: float = 0.25
@@ -43,7 +43,7 @@ class StreamingConfig:
     # A candidate's audio starts up to this much before its utterance, so that its final can be decoded
     # with the earlier speech in front (its final text forced as a prefix), the context Whisper was
     # trained with; 0 turns it off. 7 s measured best over four streams at four offsets (10 s and 5 s
-    # lost on en-dev-long or on the clip streams, 20 s dropped utterances): docs/pipeline.md.
+    # lost on en-dev-long or on the clip streams, 20 s dropped utterances): docs/decisions.md.
     context_s: float = 7.0
     max_window_s: float = 28.0  # context + utterance must fit Whisper's 30 s window
 

@@ -63,7 +63,7 @@ class SessionConfig:
     # the candidate is decoded once confirmed: the same decode, later. 0: always wait; inf: never. 1.5 s
     # clears one session's final decodes on a CPU where they take 0.85-1.2 s (AMD EPYC VM, 2026-12-06: at
     # 1.0 s the gate flapped and final p50/p90 were 1.15-1.19/1.61 s, at 1.5 s 0.96-0.99/1.32-1.36 s, and
-    # two sessions did better too) and still closes where one decode takes 1.6 s: docs/pipeline.md.
+    # two sessions did better too) and still closes where one decode takes 1.6 s: docs/decisions.md.
     eager_final_max_s: float = 1.5
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     inbox_size: int = 64

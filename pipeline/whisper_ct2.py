@@ -65,7 +65,7 @@ class CTranslate2Backend:
         self._encoder_model = load(cpu_threads) if split else self._model
         self._encode_lock = threading.Lock()
         # Such a beam search runs on the encoder's instance: an encode that comes meanwhile waits for it.
-        # The condition asks for one open session: with two, it made finals later (docs/pipeline.md).
+        # The condition asks for one open session: with two, it made finals later (docs/decisions.md).
         self._solo_beams_when = solo_beams_when if split else None
         # Each CTranslate2 thread seeds its sampler at its first draw and keeps drawing from it, so with
         # several replicas a sampled call's tokens would depend on which thread took it: sampled calls go

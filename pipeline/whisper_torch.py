@@ -78,7 +78,7 @@ class TorchEncoder:
     the float32 encoder's (relative RMS error 1.1-1.8 % against 5.6-5.7 %). Weights, norms and the
     residual stream stay float32: all in bfloat16 was 0.03 s faster but twice as far from float32, and on
     tiny.en it made more word errors. Without AMX, bfloat16 has no hardware to run on (5.5 s for that
-    window on an AVX2 CPU), so the encoder runs in float32 there (docs/pipeline.md)."""
+    window on an AVX2 CPU), so the encoder runs in float32 there (docs/decisions.md)."""
 
     def __init__(self, encoder, threads: int = 0, dtype_name: str | None = None) -> None:
         """``dtype_name``: ``bfloat16`` or ``float32`` for the matrix products; None picks by the CPU."""

@@ -27,7 +27,7 @@ SPEECH = Path(os.environ.get("SPEECH_DATA", ROOT.parent / "shared" / "data" / "s
 # of CPU: streaming 8 errors on an Intel AVX-512 VM, 9 on an AMD EPYC, 10 on one CI machine, offline 3-4.
 # The issue's 10 % relative target is not met: offline decoding that commits where the stream commits
 # (`python -m bench accuracy --causal`) makes 6 errors there, so the target needs look-ahead
-# (docs/pipeline.md, "What look-ahead is worth").
+# (docs/decisions.md, "What look-ahead is worth").
 STREAMING_WER_SLACK = 0.025
 
 
