@@ -1,17 +1,19 @@
 """Reference client for protocol v1: ``python -m gateway.client FILE --targets pt``.
 
-Decodes any audio file with PyAV to 16 kHz mono ``pcm_s16le``, streams it in 100 ms frames (in real
-time, or with ``--fast`` as fast as the server takes it within the limits its ``ready`` announces) and
-prints partial and final lines. Exits non-zero if the server reports an error. ``stream_pcm`` is the
-library form used by the tests and the benchmark: it records the send time of every frame and the
-arrival time of every message.
+Decodes any audio file with PyAV to 16 kHz mono ``pcm_s16le`` and streams it in frames of 100 ms of audio:
+as that PCM, or encoded as Opus in Ogg or WebM (``--encoding``); in real time, or with ``--fast`` as fast
+as the server takes it within the limits its ``ready`` announces. Prints partial and final lines, and
+exits non-zero if the server reports an error. ``stream_pcm`` is the library form used by the tests and
+the benchmark: it records the send time of every frame and the arrival time of every message.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import math
 import ssl
 import sys
 import time
@@ -80,6 +82,29 @@ class StreamRun:
         return self.of_type("error")
 
 
+CONTAINERS = {"ogg_opus": "ogg", "webm_opus": "webm"}  # protocol encoding → PyAV container format
+
+
+def encode_opus(pcm: bytes, container: str, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono ``pcm_s16le`` → Opus in an ``ogg`` or ``webm`` container, as browsers' MediaRecorder and mobile
+    apps send it."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream("libopus", rate=48000, layout="mono")
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, "<i2")[None, :], format="s16", layout="mono")
+        frame.rate = sample_rate
+        for resampled in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
 def client_ssl_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=cafile)
     if insecure:
@@ -145,10 +170,16 @@ async def stream_pcm(
     url: str, audio: bytes, options: StreamOptions = StreamOptions(), ssl_context: ssl.SSLContext | None = None,
     on_message: Callable[[Received], None] | None = None,
 ) -> StreamRun:
-    """Stream ``audio`` (in ``options.encoding``) to ``url`` and collect every server message."""
+    """Stream ``audio``, mono ``pcm_s16le`` at ``options.sample_rate``, to ``url`` in ``options.encoding``
+    (encoded here for Opus containers) and collect every server message."""
     run = StreamRun(chunk_seconds=options.chunk_ms / 1000)
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
-    chunk = int(options.sample_rate * 2 * options.chunk_ms / 1000) if options.encoding == "pcm_s16le" else 4096
+    payload = audio
+    chunk = int(options.sample_rate * 2 * run.chunk_seconds)
+    if options.encoding in CONTAINERS:
+        payload = encode_opus(audio, CONTAINERS[options.encoding], options.sample_rate)
+        # frames of about chunk_ms of audio each, on average
+        chunk = max(1, math.ceil(len(payload) * chunk / max(1, len(audio))))
     # Sent faster than real time, audio waits in TCP while the server is busy, and a keepalive ping waits
     # behind it: its 20 s timeout then closed healthy connections (four unpaced sessions on a slow CPU).
     # The server's own pings still watch the connection.
@@ -168,7 +199,7 @@ async def stream_pcm(
             limits = None
             if not options.realtime and options.encoding == "pcm_s16le":
                 limits = AudioLimits.from_ready(await ready)
-            await send_paced(frames_of(audio, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds,
+            await send_paced(frames_of(payload, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds,
                              limits)
             if options.send_stop:
                 await ws.send(json.dumps({"type": "stop"}))
@@ -214,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-language", default="auto")
     p.add_argument("--fast", action="store_true",
                    help="send ahead of real time, as fast as the limits the server announces allow")
+    p.add_argument("--encoding", default="pcm_s16le", choices=["pcm_s16le", *CONTAINERS],
+                   help="what to send: 16 kHz PCM, or the audio encoded as Opus in Ogg or WebM (as phones "
+                        "and browsers send it)")
     p.add_argument("--no-partials", action="store_true")
     p.add_argument("--cafile", help="CA/certificate to trust (e.g. certs/localhost.pem)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
@@ -222,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     options = StreamOptions(
         targets=tuple(t for t in args.targets.split(",") if t), source_language=args.source_language,
-        partials=not args.no_partials, realtime=not args.fast, token=args.token,
+        partials=not args.no_partials, realtime=not args.fast, token=args.token, encoding=args.encoding,
     )
     printer = (lambda item: print(json.dumps(item.message), flush=True)) if args.json else _print
     import av

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bench.wer import wer
+from gateway.client import CONTAINERS, StreamOptions, stream_pcm
 from gateway.client import main as client_main
-from tests.conftest import free_port
+from tests.conftest import free_port, to_s16
 
 
 async def run_client(*args: str) -> int:
@@ -14,10 +17,12 @@ async def run_client(*args: str) -> int:
     return await asyncio.to_thread(client_main, list(args))
 
 
-async def test_the_client_streams_a_file_and_prints_its_finals_and_translations(server, speech_dir, capsys):
+@pytest.mark.parametrize("encoding", ["pcm_s16le", "ogg_opus"])
+async def test_the_client_streams_a_file_and_prints_its_finals_and_translations(server, speech_dir, capsys,
+                                                                                encoding):
     clip = speech_dir / "en" / "ps-librivox-0890.flac"
     status = await run_client(str(clip), "--url", server.ws_url, "--cafile", str(server.cafile),
-                              "--targets", "pt", "--source-language", "en", "--fast")
+                              "--targets", "pt", "--source-language", "en", "--fast", "--encoding", encoding)
     out = capsys.readouterr().out
     finals = [line.split(") ", 1)[1] for line in out.splitlines() if " FINAL " in line]
     assert status == 0, out
@@ -42,3 +47,21 @@ async def test_the_client_says_what_went_wrong_and_exits_non_zero(server, speech
     assert "certificate is not trusted" in err[2] and "--cafile" in err[2]
     assert err[3].startswith("error: cannot connect to wss://127.0.0.1:")
     assert err[4].startswith("ERROR unsupported_language:")
+
+
+async def test_opus_in_ogg_and_webm_gives_the_words_pcm_gives(server, dev_long):
+    """What phones and browsers send: the client encodes the clip as Opus and streams the container's bytes
+    in pieces of about 100 ms of audio, which the gateway demuxes and decodes as they come."""
+    audio, _ = dev_long
+    pcm = to_s16(audio[: 16000 * 20])
+    texts = {}
+    for encoding in ("pcm_s16le", "ogg_opus", "webm_opus"):
+        run = await stream_pcm(server.ws_url, pcm, StreamOptions(source_language="en", realtime=False,
+                                                                 encoding=encoding), server.ssl)
+        assert run.errors() == [] and run.close_code == 1000, encoding
+        assert run.of_type("end")[0]["audio_seconds"] == pytest.approx(20, abs=0.1), encoding
+        assert len(run.sent) > 150, encoding  # ~200 frames of 100 ms, not one blob
+        texts[encoding] = " ".join(m["text"] for m in run.finals())
+    assert len(texts["pcm_s16le"].split()) > 15
+    for encoding in CONTAINERS:
+        assert wer(texts["pcm_s16le"], texts[encoding]) <= 0.15, texts

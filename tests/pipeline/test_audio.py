@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import random
 
-import av
 import numpy as np
 import pytest
 
+from gateway.client import encode_opus as client_encode_opus
 from pipeline import AudioFormat, AudioFormatError, BadAudioError, make_decoder
+from tests.conftest import to_s16
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0) -> np.ndarray:
@@ -96,18 +96,8 @@ def test_unsupported_formats_name_what_is_accepted(fmt, match):
 
 
 def encode_opus(samples: np.ndarray, container: str) -> bytes:
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream("libopus", rate=48000, layout="mono")
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
-        frame.rate = 16000
-        for f in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(f):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
+    """16 kHz float samples → Opus in ``container``, by the reference client's encoder."""
+    return client_encode_opus(to_s16(samples), container)
 
 
 @pytest.mark.parametrize("encoding,container", [("webm_opus", "webm"), ("ogg_opus", "ogg")])
