@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.client import BYTES_PER_SECOND, StreamOptions, client_ssl_context, decode_file
+from gateway.client import BYTES_PER_SECOND, CONTAINERS, StreamOptions, client_ssl_context, decode_file
 
 from .loadgen import LoadResult, recording_span, run_load
 from .server import ProcessSampler, spawn_gateway
@@ -58,8 +58,8 @@ def progress(total_seconds: float, label: str):
 
 
 async def measure(url: str, ssl_ctx, audio: bytes, utterances, n: int, targets, sampler, label: str,
-                  stagger_s: float = 3.0) -> dict:
-    options = StreamOptions(targets=tuple(targets), source_language="en")
+                  stagger_s: float = 3.0, encoding: str = "pcm_s16le") -> dict:
+    options = StreamOptions(targets=tuple(targets), source_language="en", encoding=encoding)
     seconds = len(audio) / BYTES_PER_SECOND
     bar = progress(seconds + stagger_s, label)
     ticker = asyncio.create_task(_tick(bar, seconds + stagger_s))
@@ -175,7 +175,7 @@ async def command_run(args) -> dict[str, Any]:
     audio, utterances = load_pcm_recording(args.file, args.seconds)
     async with target(args) as (url, ctx, sampler):
         summary = await measure(url, ctx, audio, utterances, args.sessions, args.targets, sampler, f"N={args.sessions}",
-                                args.stagger)
+                                args.stagger, args.encoding)
     print_table([summary])
     return {"machine": machine(), "model": args.model, "runs": [summary]}
 
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--stagger", type=float, default=3.0,
                            help="sessions start at random times within this many seconds (arrivals over time "
                                 "meet the gateway's latency-based admission)")
+            s.add_argument("--encoding", default="pcm_s16le", choices=["pcm_s16le", *CONTAINERS],
+                           help="what the sessions send: PCM, or the recording encoded as Opus in Ogg or WebM")
         if name == "sweep":
             s.add_argument("--limit", type=float, default=2.0, help="stop when p90 final latency passes this")
             s.add_argument("--max-n", type=int, default=64)

@@ -1,10 +1,11 @@
 """Reference client for protocol v1: ``python -m gateway.client FILE --targets pt``.
 
 Decodes any audio file with PyAV to 16 kHz mono ``pcm_s16le`` and streams it in frames of 100 ms of audio:
-as that PCM, or encoded as Opus in Ogg or WebM (``--encoding``); in real time, or with ``--fast`` as fast
-as the server takes it within the limits its ``ready`` announces. Prints partial and final lines, and
-exits non-zero if the server reports an error. ``stream_pcm`` is the library form used by the tests and
-the benchmark: it records the send time of every frame and the arrival time of every message.
+as that PCM, or encoded as Opus in Ogg or WebM (``--encoding``), each frame what the muxer had written by
+then; in real time, or with ``--fast`` as fast as the server takes it within the limits its ``ready``
+announces. Prints partial and final lines, and exits non-zero if the server reports an error.
+``stream_pcm`` is the library form used by the tests and the benchmark: it records the send time of
+every frame and the arrival time of every message.
 """
 
 from __future__ import annotations
@@ -85,24 +86,41 @@ class StreamRun:
 CONTAINERS = {"ogg_opus": "ogg", "webm_opus": "webm"}  # protocol encoding → PyAV container format
 
 
-def encode_opus(pcm: bytes, container: str, sample_rate: int = SAMPLE_RATE) -> bytes:
+def opus_frames(pcm: bytes, container: str, sample_rate: int = SAMPLE_RATE, frame_seconds: float = 0.1,
+                ) -> list[bytes]:
     """Mono ``pcm_s16le`` → Opus in an ``ogg`` or ``webm`` container, as browsers' MediaRecorder and mobile
-    apps send it."""
+    apps send it: the container's bytes cut into one frame per ``frame_seconds`` of audio, each holding what
+    the muxer had written once that audio was encoded (empty while it holds a page back)."""
     import av
     import numpy as np
 
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
+    written: list[tuple[float, int]] = []  # (audio seconds encoded, bytes written by then)
+    encoded_s = 0.0
+    # Pages (Ogg) and clusters (WebM) of one frame's audio, as a recorder asked for chunks that often makes
+    # them; FFmpeg's defaults (1 s pages, 5 s clusters) would hold the audio back by that much.
+    muxer = ({"page_duration": str(round(frame_seconds * 1e6))} if container == "ogg"
+             else {"cluster_time_limit": str(round(frame_seconds * 1e3)), "live": "1"})
+    with av.open(buffer, "w", format=container, options=muxer, buffer_size=1024) as out:
         stream = out.add_stream("libopus", rate=48000, layout="mono")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
         frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, "<i2")[None, :], format="s16", layout="mono")
         frame.rate = sample_rate
-        for resampled in resampler.resample(frame) + resampler.resample(None):
+        for resampled in [*resampler.resample(frame), *resampler.resample(None), None]:
             for packet in stream.encode(resampled):
+                encoded_s += float(packet.duration * packet.time_base)
                 out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
+                written.append((encoded_s, buffer.tell()))
+    data = buffer.getvalue()
+    count = max(1, math.ceil(len(pcm) / 2 / sample_rate / frame_seconds))
+    frames, start, done = [], 0, 0
+    for k in range(count):
+        while done < len(written) and written[done][0] <= (k + 1) * frame_seconds:
+            done += 1
+        end = len(data) if k == count - 1 else max(start, written[done - 1][1] if done else 0)
+        frames.append(data[start:end])
+        start = end
+    return frames
 
 
 def client_ssl_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
@@ -162,7 +180,8 @@ async def send_paced(frames: Iterable[Frame], send: Callable[[Frame], Awaitable[
             due = 0.0
         if due > 0:
             await asyncio.sleep(max(0.0, started + due - time.monotonic()))
-        await send(frame)
+        if len(frame):  # a recorder hands out nothing while its muxer holds a page back
+            await send(frame)
         sent.append(time.monotonic())
 
 
@@ -174,12 +193,10 @@ async def stream_pcm(
     (encoded here for Opus containers) and collect every server message."""
     run = StreamRun(chunk_seconds=options.chunk_ms / 1000)
     headers = {"Authorization": f"Bearer {options.token}"} if options.token else None
-    payload = audio
-    chunk = int(options.sample_rate * 2 * run.chunk_seconds)
     if options.encoding in CONTAINERS:
-        payload = encode_opus(audio, CONTAINERS[options.encoding], options.sample_rate)
-        # frames of about chunk_ms of audio each, on average
-        chunk = max(1, math.ceil(len(payload) * chunk / max(1, len(audio))))
+        frames = opus_frames(audio, CONTAINERS[options.encoding], options.sample_rate, run.chunk_seconds)
+    else:
+        frames = list(frames_of(audio, int(options.sample_rate * 2 * run.chunk_seconds)))
     # Sent faster than real time, audio waits in TCP while the server is busy, and a keepalive ping waits
     # behind it: its 20 s timeout then closed healthy connections (four unpaced sessions on a slow CPU).
     # The server's own pings still watch the connection.
@@ -199,8 +216,7 @@ async def stream_pcm(
             limits = None
             if not options.realtime and options.encoding == "pcm_s16le":
                 limits = AudioLimits.from_ready(await ready)
-            await send_paced(frames_of(payload, chunk), ws.send, run.sent, options.realtime, run.chunk_seconds,
-                             limits)
+            await send_paced(frames, ws.send, run.sent, options.realtime, run.chunk_seconds, limits)
             if options.send_stop:
                 await ws.send(json.dumps({"type": "stop"}))
 

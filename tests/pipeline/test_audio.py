@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from gateway.client import encode_opus as client_encode_opus
+from gateway.client import opus_frames
 from pipeline import AudioFormat, AudioFormatError, BadAudioError, make_decoder
 from tests.conftest import to_s16
 
@@ -97,7 +97,7 @@ def test_unsupported_formats_name_what_is_accepted(fmt, match):
 
 def encode_opus(samples: np.ndarray, container: str) -> bytes:
     """16 kHz float samples → Opus in ``container``, by the reference client's encoder."""
-    return client_encode_opus(to_s16(samples), container)
+    return b"".join(opus_frames(to_s16(samples), container))
 
 
 @pytest.mark.parametrize("encoding,container", [("webm_opus", "webm"), ("ogg_opus", "ogg")])
